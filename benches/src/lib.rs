@@ -1,0 +1,1 @@
+//! Shared helpers for the carrier-rs benchmarks (the benches live in `benches/`).

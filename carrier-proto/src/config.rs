@@ -1,0 +1,137 @@
+//! Configuration: timeouts, limits on everything a peer controls, and the seed.
+
+use core::time::Duration;
+
+/// Limits applied when parsing a session description (offer or answer) from a peer.
+///
+/// Every size a peer controls is bounded here; input over a limit is a typed
+/// [`SdpError`](crate::sdp::SdpError), never an allocation without bound.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SdpLimits {
+    /// Largest description in bytes (the original capped offers at 8 KiB).
+    pub max_bytes: usize,
+    /// Most lines in a description.
+    pub max_lines: usize,
+    /// Longest single line in bytes.
+    pub max_line_len: usize,
+    /// Most media sections (streams).
+    pub max_streams: usize,
+    /// Most `a=candidate` lines in one media section.
+    pub max_candidates_per_stream: usize,
+}
+
+impl Default for SdpLimits {
+    fn default() -> Self {
+        SdpLimits {
+            max_bytes: 16 * 1024,
+            max_lines: 512,
+            max_line_len: 512,
+            max_streams: 16,
+            max_candidates_per_stream: 32,
+        }
+    }
+}
+
+/// Endpoint configuration. Start from [`Config::default`] and adjust.
+///
+/// ```
+/// use carrier_proto::Config;
+/// use core::time::Duration;
+/// let cfg = Config::default()
+///     .with_seed([7; 32])
+///     .with_request_timeout(Duration::from_secs(30));
+/// assert_eq!(cfg.request_timeout, Duration::from_secs(30));
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    /// Entropy for every random choice the core makes (ids, credentials). Give real
+    /// randomness in production; a fixed seed replays a run exactly.
+    pub seed: [u8; 32],
+    /// How long a request waits for the peer's reply before it completes with
+    /// [`RequestOutcome::TimedOut`](crate::RequestOutcome::TimedOut). The original: 5 minutes.
+    pub request_timeout: Duration,
+    /// How long connectivity checks may run after `start` before the streams fail.
+    pub connect_timeout: Duration,
+    /// First retransmission interval of a connectivity check; doubles up to
+    /// `check_interval_max`.
+    pub check_interval_initial: Duration,
+    /// Largest interval between connectivity check retransmissions.
+    pub check_interval_max: Duration,
+    /// Send a keepalive after this long without sending anything on a connected session.
+    pub keepalive_interval: Duration,
+    /// Close a connected session's streams after this long without receiving anything.
+    pub idle_timeout: Duration,
+    /// Largest UDP payload the endpoint sends (the path MTU less IP and UDP headers).
+    /// 1200 is safe on every IPv6 path and nearly every IPv4 one.
+    pub max_udp_payload: usize,
+    /// Most sessions one endpoint holds at once.
+    pub max_sessions: usize,
+    /// Most streams in one session (and media sections accepted in a peer's description).
+    pub max_streams_per_session: usize,
+    /// Most bytes in a bundle string.
+    pub max_bundle_len: usize,
+    /// Most bytes in a refusal reason.
+    pub max_reason_len: usize,
+    /// Most bytes in a peer id.
+    pub max_peer_id_len: usize,
+    /// Most datagram events queued for the application before new ones are dropped (counted
+    /// in [`EndpointStats::events_dropped`](crate::EndpointStats)).
+    pub max_queued_events: usize,
+    /// Limits on descriptions received from peers.
+    pub sdp: SdpLimits,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            seed: [0; 32],
+            request_timeout: Duration::from_secs(5 * 60),
+            connect_timeout: Duration::from_secs(10),
+            check_interval_initial: Duration::from_millis(100),
+            check_interval_max: Duration::from_millis(1600),
+            keepalive_interval: Duration::from_secs(15),
+            idle_timeout: Duration::from_secs(60),
+            max_udp_payload: 1200,
+            max_sessions: 4096,
+            max_streams_per_session: 16,
+            max_bundle_len: 128,
+            max_reason_len: 256,
+            max_peer_id_len: 256,
+            max_queued_events: 4096,
+            sdp: SdpLimits::default(),
+        }
+    }
+}
+
+impl Config {
+    /// Sets the seed all of the core's randomness derives from.
+    pub fn with_seed(mut self, seed: [u8; 32]) -> Self {
+        self.seed = seed;
+        self
+    }
+
+    /// Sets [`Config::request_timeout`].
+    pub fn with_request_timeout(mut self, timeout: Duration) -> Self {
+        self.request_timeout = timeout;
+        self
+    }
+
+    /// Sets [`Config::connect_timeout`].
+    pub fn with_connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// Sets [`Config::max_udp_payload`].
+    pub fn with_max_udp_payload(mut self, bytes: usize) -> Self {
+        self.max_udp_payload = bytes;
+        self
+    }
+
+    /// Sets [`Config::keepalive_interval`] and [`Config::idle_timeout`].
+    pub fn with_idle(mut self, keepalive: Duration, idle_timeout: Duration) -> Self {
+        self.keepalive_interval = keepalive;
+        self.idle_timeout = idle_timeout;
+        self
+    }
+}

@@ -1,0 +1,91 @@
+//! What every session of an endpoint shares: config, randomness, local candidates, the
+//! output queues and the statistics.
+
+use alloc::collections::VecDeque;
+use alloc::vec::Vec;
+use bytes::BytesMut;
+use core::net::SocketAddr;
+
+use super::{EndpointStats, Transmit};
+use crate::config::Config;
+use crate::event::Event;
+use crate::packet::{Header, write_packet};
+use crate::rng::Rng;
+use crate::types::Candidate;
+
+/// Bytes allocated at a time for building packets.
+const TX_SLAB: usize = 64 * 1024;
+
+/// The shared half of an endpoint, split from the session table so a session and its
+/// context can be borrowed mutably at once.
+#[derive(Debug)]
+pub(crate) struct Context {
+    pub(crate) config: Config,
+    pub(crate) rng: Rng,
+    pub(crate) hosts: Vec<Candidate>,
+    pub(crate) events: VecDeque<Event>,
+    pub(crate) transmits: VecDeque<Transmit>,
+    pub(crate) stats: EndpointStats,
+    /// Packets are built here and split off as `Bytes`. Once the driver drops the
+    /// transmits, `reserve` reclaims the same allocation, so steady-state sending does not
+    /// allocate.
+    tx_buf: BytesMut,
+}
+
+impl Context {
+    pub(crate) fn new(config: Config) -> Self {
+        let rng = Rng::from_seed(config.seed);
+        Context {
+            config,
+            rng,
+            hosts: Vec::new(),
+            events: VecDeque::new(),
+            transmits: VecDeque::new(),
+            stats: EndpointStats::default(),
+            tx_buf: BytesMut::new(),
+        }
+    }
+
+    /// Queues an event for the application.
+    pub(crate) fn emit(&mut self, event: Event) {
+        self.events.push_back(event);
+    }
+
+    /// Queues a data event unless the application has let too many pile up; returns
+    /// whether it was queued. (Control events are never dropped: they are few and bounded
+    /// by the number of streams.)
+    pub(crate) fn emit_data(&mut self, event: Event) -> bool {
+        if self.events.len() >= self.config.max_queued_events {
+            self.stats.events_dropped += 1;
+            return false;
+        }
+        self.events.push_back(event);
+        true
+    }
+
+    /// Builds a packet and queues it for sending from `source` to `destination`.
+    pub(crate) fn transmit(
+        &mut self,
+        source: SocketAddr,
+        destination: SocketAddr,
+        header: &Header,
+        payload: impl FnOnce(&mut BytesMut),
+    ) {
+        // Room for one more packet; when short, ask for a whole slab. While earlier packets
+        // are still held this allocates a new slab; once they are dropped it reclaims the
+        // old one in place.
+        let one = self.config.max_udp_payload.max(64);
+        if self.tx_buf.capacity() < one {
+            self.tx_buf.reserve(TX_SLAB.max(one));
+        }
+        write_packet(&mut self.tx_buf, header, payload);
+        let contents = self.tx_buf.split().freeze();
+        self.stats.packets_sent += 1;
+        self.stats.bytes_sent += contents.len() as u64;
+        self.transmits.push_back(Transmit {
+            source,
+            destination,
+            contents,
+        });
+    }
+}

@@ -1,0 +1,119 @@
+//! [`SessionMut`]: the application's handle on one session.
+
+use super::Context;
+use crate::error::Error;
+use crate::negotiation::{Answer, Offer, PendingOffer, Reply};
+use crate::session::{Session, SessionId, SessionPhase};
+use crate::stream::StreamId;
+use crate::time::Instant;
+use crate::types::{StreamOptions, StreamState, StreamType, TransportInfo};
+
+/// A session of an [`Endpoint`](crate::Endpoint), borrowed for the calls the application
+/// makes on it. Get one from [`Endpoint::session`](crate::Endpoint::session); after any call
+/// that can send or report something, drain [`Endpoint::poll_output`](crate::Endpoint::poll_output).
+#[derive(Debug)]
+pub struct SessionMut<'a> {
+    pub(super) session: &'a mut Session,
+    pub(super) ctx: &'a mut Context,
+}
+
+impl SessionMut<'_> {
+    /// The session's id.
+    pub fn id(&self) -> SessionId {
+        self.session.id
+    }
+
+    /// The peer this session is with.
+    pub fn peer(&self) -> &str {
+        &self.session.peer
+    }
+
+    /// Where the session is in its lifecycle.
+    pub fn phase(&self) -> SessionPhase {
+        self.session.phase
+    }
+
+    /// Adds a stream (the original's `addStream`); it is Initialized at once. Only before
+    /// `request` / `reply`. PORT_FORWARDING implies MULTIPLEXING.
+    pub fn add_stream(&mut self, stream_type: StreamType, options: StreamOptions) -> Result<StreamId, Error> {
+        self.session.add_stream(self.ctx, stream_type, options)
+    }
+
+    /// The number of streams.
+    pub fn stream_count(&self) -> usize {
+        self.session.streams.len()
+    }
+
+    /// A stream's state.
+    pub fn stream_state(&self, stream: StreamId) -> Result<StreamState, Error> {
+        Ok(self.session.stream(stream).ok_or(Error::UnknownStream)?.state)
+    }
+
+    /// A stream's type and options (options normalized).
+    pub fn stream_kind(&self, stream: StreamId) -> Result<(StreamType, StreamOptions), Error> {
+        let s = self.session.stream(stream).ok_or(Error::UnknownStream)?;
+        Ok((s.stream_type, s.options))
+    }
+
+    /// The path of a Connected stream: topology and both ends of the selected pair.
+    pub fn transport_info(&self, stream: StreamId) -> Result<TransportInfo, Error> {
+        let s = self.session.stream(stream).ok_or(Error::UnknownStream)?;
+        if s.state != StreamState::Connected {
+            return Err(Error::StreamState {
+                op: "transport_info",
+                state: s.state,
+            });
+        }
+        self.session.path.transport_info().ok_or(Error::StreamState {
+            op: "transport_info",
+            state: s.state,
+        })
+    }
+
+    /// Offerer: makes the offer (streams become TransportReady) and starts the request
+    /// timer. Carry `pending.offer().to_sdp_string()` to the peer; keep `pending` for
+    /// [`start_with`](Self::start_with). `bundle` (visible ASCII, may be empty) routes the
+    /// request on the other side.
+    pub fn request(&mut self, now: Instant, bundle: &str) -> Result<PendingOffer, Error> {
+        self.session.request(self.ctx, now, bundle)
+    }
+
+    /// Answerer: accepts or refuses `offer` (the original's `replyRequest`). Accepting
+    /// matches the session's streams to the offered ones by position: matching streams
+    /// become TransportReady, the rest Deactivated. Carry the answer back to the offerer
+    /// either way; a refusal ends the session.
+    pub fn reply(&mut self, offer: &Offer, reply: Reply) -> Result<Answer, Error> {
+        self.session.reply(self.ctx, offer, reply)
+    }
+
+    /// Answerer: starts after an accepting reply (streams become Connecting).
+    pub fn start(&mut self, now: Instant) -> Result<(), Error> {
+        self.session.start(self.ctx, now)
+    }
+
+    /// Offerer: starts with the peer's answer to `pending`. Streams the answer rejected or
+    /// describes differently go Deactivated; the rest Connecting. If the answer was not yet
+    /// handed to [`Endpoint::handle_answer`](crate::Endpoint::handle_answer), this completes
+    /// the request first (and fails with a phase error if the answer is a refusal).
+    pub fn start_with(&mut self, now: Instant, pending: PendingOffer, answer: Answer) -> Result<(), Error> {
+        self.session.start_with(self.ctx, now, pending, answer)
+    }
+
+    /// The largest payload one [`write`](Self::write) on `stream` can carry on this path:
+    /// the configured UDP payload less packet and frame overhead.
+    pub fn max_datagram_size(&self, stream: StreamId) -> Result<usize, Error> {
+        self.session.max_datagram_size(self.ctx, stream)
+    }
+
+    /// Sends `data` as one datagram on a Connected unreliable stream (the original's
+    /// `writeData`). Returns the bytes taken (all of them). Larger than
+    /// [`max_datagram_size`](Self::max_datagram_size) is an error and sends nothing.
+    pub fn write(&mut self, now: Instant, stream: StreamId, data: &[u8]) -> Result<usize, Error> {
+        self.session.write(self.ctx, now, stream, data)
+    }
+
+    /// Closes one stream and tells the peer.
+    pub fn close_stream(&mut self, now: Instant, stream: StreamId) -> Result<(), Error> {
+        self.session.close_stream(self.ctx, now, stream)
+    }
+}

@@ -1,0 +1,385 @@
+//! The endpoint: one socket's worth of sessions, and the one loop that drives them.
+//!
+//! ```text
+//! handle_input(Input::Receive | Input::Timeout)   ─┐
+//! app calls (new_session, session(id)?.write, …)  ─┼─► then drain poll_output() until
+//!                                                   │   Output::Timeout(at): Transmit | Event
+//! ```
+//!
+//! Incoming datagrams are routed to their session in O(1): the destination id in the packet
+//! header is the session's [`SessionId`], whose low 32 bits index the session table and
+//! whose high 32 bits must match the slot's random tag.
+
+mod context;
+mod handle;
+
+pub(crate) use context::Context;
+pub use handle::SessionMut;
+
+use alloc::string::String;
+use alloc::vec::Vec;
+use bytes::Bytes;
+use core::net::SocketAddr;
+
+use crate::config::Config;
+use crate::error::Error;
+use crate::event::Event;
+use crate::negotiation::{Answer, Offer};
+use crate::packet::{Header, PacketError, is_carrier_packet, peek_destination};
+use crate::session::{Session, SessionId};
+use crate::time::Instant;
+use crate::types::Candidate;
+
+/// Something for the core to process.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Input {
+    /// A datagram arrived.
+    Receive {
+        /// When it arrived.
+        now: Instant,
+        /// Who sent it.
+        source: SocketAddr,
+        /// The local address it arrived on.
+        destination: SocketAddr,
+        /// The bytes (the payload of a data event is a zero-copy slice of these).
+        contents: Bytes,
+    },
+    /// Time has passed: run whatever timers are due.
+    Timeout(Instant),
+}
+
+/// A datagram for the driver to send.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Transmit {
+    /// The local address to send from.
+    pub source: SocketAddr,
+    /// Where to send it.
+    pub destination: SocketAddr,
+    /// The datagram.
+    pub contents: Bytes,
+}
+
+/// What [`Endpoint::poll_output`] hands back.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Output {
+    /// Send this datagram.
+    Transmit(Transmit),
+    /// Tell the application this.
+    Event(Event),
+    /// Nothing more to do until this instant (or the next input); then feed
+    /// [`Input::Timeout`]. [`Instant::FAR_FUTURE`] means no timer is armed.
+    Timeout(Instant),
+}
+
+/// A registered handler for session requests whose bundle starts with its prefix.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct HandlerId(u32);
+
+/// Counters for everything the endpoint did or dropped.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct EndpointStats {
+    /// Datagrams handed in.
+    pub packets_received: u64,
+    /// Datagrams handed out.
+    pub packets_sent: u64,
+    /// Bytes handed out.
+    pub bytes_sent: u64,
+    /// Dropped: not a Carrier packet (first byte), e.g. stray STUN or garbage.
+    pub dropped_not_carrier: u64,
+    /// Dropped: no session has the destination id.
+    pub dropped_unknown_session: u64,
+    /// Dropped: checksum mismatch (corrupted on the way).
+    pub dropped_bad_checksum: u64,
+    /// Dropped: malformed header, payload or frame, or an unknown version or type.
+    pub dropped_malformed: u64,
+    /// Dropped: valid, but not expected in the session's state or from that address.
+    pub dropped_unexpected: u64,
+    /// Datagrams sent on unreliable streams.
+    pub datagrams_sent: u64,
+    /// Incoming datagrams not delivered (stream not Connected, unknown, or reliable; or the
+    /// event queue was full).
+    pub datagrams_dropped: u64,
+    /// Data events dropped because the application did not drain events.
+    pub events_dropped: u64,
+    /// Sessions ended by the idle timeout.
+    pub idle_timeouts: u64,
+}
+
+/// A session table slot: a random tag (the id's high half) and maybe a session.
+#[derive(Debug)]
+struct Slot {
+    tag: u32,
+    session: Option<Session>,
+}
+
+/// One socket's worth of sessions: routes datagrams, runs timers, queues outputs.
+///
+/// ```
+/// use carrier_proto::{Config, Endpoint, Instant, Output};
+/// let mut ep = Endpoint::new(Config::default().with_seed([1; 32]));
+/// ep.add_host_candidate("192.0.2.1:4000".parse().unwrap());
+/// let s = ep.new_session("peer-2").unwrap();
+/// assert_eq!(ep.session(s).unwrap().peer(), "peer-2");
+/// assert_eq!(ep.poll_output(), Output::Timeout(Instant::FAR_FUTURE));
+/// ```
+#[derive(Debug)]
+pub struct Endpoint {
+    ctx: Context,
+    slots: Vec<Slot>,
+    free: Vec<u32>,
+    live: usize,
+    handlers: Vec<(HandlerId, String)>,
+    next_handler: u32,
+}
+
+impl Endpoint {
+    /// An endpoint with no sessions.
+    pub fn new(config: Config) -> Self {
+        Endpoint {
+            ctx: Context::new(config),
+            slots: Vec::new(),
+            free: Vec::new(),
+            live: 0,
+            handlers: Vec::new(),
+            next_handler: 0,
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.ctx.config
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> EndpointStats {
+        self.ctx.stats
+    }
+
+    /// Adds a local host address; descriptions made after this list it as a candidate.
+    /// Earlier-added addresses are preferred. Adding the same address twice does nothing.
+    pub fn add_host_candidate(&mut self, address: SocketAddr) {
+        if self.ctx.hosts.iter().any(|c| c.address == address) {
+            return;
+        }
+        let preference = u16::MAX.saturating_sub(self.ctx.hosts.len() as u16);
+        self.ctx.hosts.push(Candidate::host(address, preference));
+    }
+
+    /// The local candidates.
+    pub fn local_candidates(&self) -> &[Candidate] {
+        &self.ctx.hosts
+    }
+
+    /// Creates a session with `peer` (the original's `newSession`).
+    pub fn new_session(&mut self, peer: &str) -> Result<SessionId, Error> {
+        if peer.len() > self.ctx.config.max_peer_id_len {
+            return Err(Error::Limit {
+                what: "peer id length",
+                max: self.ctx.config.max_peer_id_len,
+            });
+        }
+        if self.live >= self.ctx.config.max_sessions {
+            return Err(Error::Limit {
+                what: "sessions",
+                max: self.ctx.config.max_sessions,
+            });
+        }
+        let tag = loop {
+            let t = self.ctx.rng.u32();
+            if t != 0 {
+                break t;
+            }
+        };
+        let index = match self.free.pop() {
+            Some(i) => i,
+            None => {
+                self.slots.push(Slot {
+                    tag: 0,
+                    session: None,
+                });
+                (self.slots.len() - 1) as u32
+            }
+        };
+        let id = SessionId((u64::from(tag) << 32) | u64::from(index));
+        let session = Session::new(id, String::from(peer), &mut self.ctx);
+        self.slots[index as usize] = Slot {
+            tag,
+            session: Some(session),
+        };
+        self.live += 1;
+        Ok(id)
+    }
+
+    fn slot_of(&self, id: SessionId) -> Option<usize> {
+        let i = id.slot();
+        let slot = self.slots.get(i)?;
+        (u64::from(slot.tag) == id.0 >> 32 && slot.session.is_some()).then_some(i)
+    }
+
+    /// A handle on a session, for the calls the application makes on it.
+    pub fn session(&mut self, id: SessionId) -> Result<SessionMut<'_>, Error> {
+        let i = self.slot_of(id).ok_or(Error::UnknownSession)?;
+        let session = self.slots[i].session.as_mut().ok_or(Error::UnknownSession)?;
+        Ok(SessionMut {
+            session,
+            ctx: &mut self.ctx,
+        })
+    }
+
+    /// Ids of all sessions, in table order.
+    pub fn sessions(&self) -> impl Iterator<Item = SessionId> + '_ {
+        self.slots
+            .iter()
+            .filter_map(|s| s.session.as_ref().map(|s| s.id))
+    }
+
+    /// Closes a session (the original's `close`): tells the peer if connected, ends every
+    /// stream with a state change to Closed, and frees the id. Events already queued for it
+    /// are still delivered.
+    pub fn close_session(&mut self, now: Instant, id: SessionId) -> Result<(), Error> {
+        let i = self.slot_of(id).ok_or(Error::UnknownSession)?;
+        if let Some(mut session) = self.slots[i].session.take() {
+            session.close(&mut self.ctx, now);
+        }
+        self.slots[i].tag = 0;
+        self.free.push(i as u32);
+        self.live -= 1;
+        Ok(())
+    }
+
+    /// Routes requests whose bundle starts with `prefix` to a new handler id (the longest
+    /// matching prefix wins; requests matching none go to the default handler, `None`).
+    pub fn add_request_handler(&mut self, prefix: &str) -> HandlerId {
+        let id = HandlerId(self.next_handler);
+        self.next_handler += 1;
+        self.handlers.push((id, String::from(prefix)));
+        id
+    }
+
+    /// Removes a handler; its requests go to the next-longest prefix or the default.
+    pub fn remove_request_handler(&mut self, id: HandlerId) {
+        self.handlers.retain(|(h, _)| *h != id);
+    }
+
+    /// The handler a bundle string routes to: longest matching prefix, ties to the earlier
+    /// registration; `None` for the default handler.
+    pub fn route_bundle(&self, bundle: &str) -> Option<HandlerId> {
+        let mut best: Option<(usize, HandlerId)> = None;
+        for (id, prefix) in &self.handlers {
+            if bundle.starts_with(prefix.as_str()) && best.is_none_or(|(len, _)| prefix.len() > len) {
+                best = Some((prefix.len(), *id));
+            }
+        }
+        best.map(|(_, id)| id)
+    }
+
+    /// An offer arrived from `peer` over signaling: parses it (within the configured limits)
+    /// and reports [`Event::SessionRequest`] to the handler its bundle routes to.
+    pub fn handle_offer(&mut self, peer: &str, offer_sdp: &str) -> Result<(), Error> {
+        if peer.len() > self.ctx.config.max_peer_id_len {
+            return Err(Error::Limit {
+                what: "peer id length",
+                max: self.ctx.config.max_peer_id_len,
+            });
+        }
+        let offer = Offer::parse(offer_sdp, &self.ctx.config.sdp)?;
+        let handler = self.route_bundle(offer.bundle().unwrap_or(""));
+        self.ctx.emit(Event::SessionRequest {
+            handler,
+            peer: String::from(peer),
+            offer,
+        });
+        Ok(())
+    }
+
+    /// An answer arrived over signaling: parses it, finds the session whose offer it
+    /// answers, and completes that request with [`Event::RequestComplete`]. Returns the
+    /// session; if accepted, call [`SessionMut::start_with`] next.
+    pub fn handle_answer(&mut self, answer_sdp: &str) -> Result<SessionId, Error> {
+        let answer = Answer::parse(answer_sdp, &self.ctx.config.sdp)?;
+        let id = SessionId(answer.reply_to().ok_or(Error::AnswerMismatch)?);
+        let i = self.slot_of(id).ok_or(Error::UnknownSession)?;
+        let session = self.slots[i].session.as_mut().ok_or(Error::UnknownSession)?;
+        session.complete_request(&mut self.ctx, &answer)?;
+        Ok(id)
+    }
+
+    /// Feeds the core a datagram or the passing of time. Never fails: bad datagrams are
+    /// counted in [`Endpoint::stats`] and dropped.
+    pub fn handle_input(&mut self, input: Input) {
+        match input {
+            Input::Receive {
+                now,
+                source,
+                destination,
+                contents,
+            } => self.handle_datagram(now, source, destination, contents),
+            Input::Timeout(now) => {
+                for slot in &mut self.slots {
+                    if let Some(s) = slot.session.as_mut() {
+                        if s.next_timeout(&self.ctx) <= now {
+                            s.handle_timeout(&mut self.ctx, now);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn handle_datagram(&mut self, now: Instant, source: SocketAddr, local: SocketAddr, contents: Bytes) {
+        self.ctx.stats.packets_received += 1;
+        if !is_carrier_packet(&contents) {
+            self.ctx.stats.dropped_not_carrier += 1;
+            return;
+        }
+        let Some(slot) = peek_destination(&contents).and_then(|d| self.slot_of(SessionId(d))) else {
+            self.ctx.stats.dropped_unknown_session += 1;
+            return;
+        };
+        let stats = &mut self.ctx.stats;
+        let (header, payload) = match Header::parse(&contents) {
+            Ok(parsed) => parsed,
+            Err(PacketError::BadChecksum) => {
+                stats.dropped_bad_checksum += 1;
+                return;
+            }
+            Err(_) => {
+                stats.dropped_malformed += 1;
+                return;
+            }
+        };
+        let Some(session) = self.slots[slot].session.as_mut() else {
+            return;
+        };
+        if let Err(drop) = session.handle_packet(&mut self.ctx, now, local, source, &header, payload, &contents)
+        {
+            match drop {
+                crate::session::Drop::Malformed => self.ctx.stats.dropped_malformed += 1,
+                crate::session::Drop::Unexpected => self.ctx.stats.dropped_unexpected += 1,
+            }
+        }
+    }
+
+    /// The next thing for the driver: a datagram to send, an event, or — when both queues
+    /// are empty — the instant of the next timer.
+    pub fn poll_output(&mut self) -> Output {
+        if let Some(t) = self.ctx.transmits.pop_front() {
+            return Output::Transmit(t);
+        }
+        if let Some(e) = self.ctx.events.pop_front() {
+            return Output::Event(e);
+        }
+        Output::Timeout(self.next_timeout())
+    }
+
+    /// The earliest timer over all sessions ([`Instant::FAR_FUTURE`] if none).
+    pub fn next_timeout(&self) -> Instant {
+        self.slots
+            .iter()
+            .filter_map(|s| s.session.as_ref())
+            .map(|s| s.next_timeout(&self.ctx))
+            .min()
+            .unwrap_or(Instant::FAR_FUTURE)
+    }
+}

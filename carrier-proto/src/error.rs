@@ -1,0 +1,77 @@
+//! Errors returned to the application for calls it made.
+//!
+//! Input from the network never produces an [`Error`]: a bad datagram is counted in
+//! [`EndpointStats`](crate::EndpointStats) and dropped. Descriptions the application hands
+//! in (offers, answers) can be malformed, and that is [`Error::Sdp`].
+
+use crate::sdp::SdpError;
+use crate::types::StreamState;
+
+/// What went wrong with a call.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// No session with this id (never existed, or closed and removed).
+    #[error("unknown session")]
+    UnknownSession,
+    /// No stream with this id in the session.
+    #[error("unknown stream")]
+    UnknownStream,
+    /// The session is not in a phase that allows the call (e.g. `start` before `reply`).
+    #[error("`{op}` is not allowed while the session is {phase}")]
+    SessionPhase {
+        /// The call.
+        op: &'static str,
+        /// The session's phase, for the message.
+        phase: &'static str,
+    },
+    /// The stream is not in a state that allows the call (e.g. `write` before Connected).
+    #[error("`{op}` is not allowed on a stream in state {state}")]
+    StreamState {
+        /// The call.
+        op: &'static str,
+        /// The stream's state.
+        state: StreamState,
+    },
+    /// A datagram write larger than the path allows; nothing was sent.
+    #[error("a write of {len} bytes exceeds the {max}-byte maximum for this stream")]
+    PayloadTooLarge {
+        /// Bytes given.
+        len: usize,
+        /// Largest payload one write can carry ([`max_datagram_size`](crate::SessionMut::max_datagram_size)).
+        max: usize,
+    },
+    /// The call needs something this crate does not do yet (reliable stream data arrives
+    /// with the reliability layer).
+    #[error("not supported yet: {0}")]
+    Unsupported(&'static str),
+    /// A configured limit would be exceeded.
+    #[error("limit exceeded: {what} (max {max})")]
+    Limit {
+        /// Which limit.
+        what: &'static str,
+        /// Its configured value.
+        max: usize,
+    },
+    /// The endpoint has no local candidates: add one with `add_host_candidate` first.
+    #[error("no local candidates; add a host candidate first")]
+    NoCandidates,
+    /// The answer does not belong to this request (its reply-to id differs).
+    #[error("the answer is not a reply to this session's offer")]
+    AnswerMismatch,
+    /// The description is not an offer (it carries answer fields) or not an answer.
+    #[error("expected an {expected}, got something else")]
+    WrongDescription {
+        /// "offer" or "answer".
+        expected: &'static str,
+    },
+    /// A refusal needs a non-zero status (0 means accepted).
+    #[error("a refusal needs a non-zero status")]
+    ZeroRefusalStatus,
+    /// A string the application gave is invalid for the wire (bundle, reason, peer id).
+    #[error("invalid {0}")]
+    InvalidText(&'static str),
+    /// A description could not be parsed.
+    #[error("bad session description: {0}")]
+    Sdp(#[from] SdpError),
+}

@@ -1,0 +1,323 @@
+//! Packets in and out of a session: checks and acks, data frames, keepalive, idle timeout.
+
+use bytes::Bytes;
+use core::net::SocketAddr;
+
+use super::{Session, SessionPhase};
+use crate::endpoint::Context;
+use crate::error::Error;
+use crate::event::Event;
+use crate::packet::{
+    Check, CheckAck, Frame, FrameIter, Header, OVERHEAD, PacketType, SESSION_SCOPE,
+    TRANSACTION_ID_LEN,
+};
+use crate::stream::{StateReason, StreamId};
+use crate::time::Instant;
+use crate::types::{CloseReason, StreamState};
+
+/// Why the endpoint dropped a packet after routing it to a session.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Drop {
+    /// Malformed payload or frame.
+    Malformed,
+    /// Valid but not expected now, or from an address that is not the peer's.
+    Unexpected,
+}
+
+impl Session {
+    /// Sends one packet on the selected pair (or the given addresses).
+    fn send(
+        &mut self,
+        ctx: &mut Context,
+        now: Instant,
+        (local, remote): (SocketAddr, SocketAddr),
+        destination: u64,
+        packet_type: PacketType,
+        payload: impl FnOnce(&mut bytes::BytesMut),
+    ) {
+        let header = Header {
+            packet_type,
+            destination,
+            packet_number: self.take_packet_number(),
+        };
+        ctx.transmit(local, remote, &header, payload);
+        self.last_tx = now;
+    }
+
+    fn send_check(&mut self, ctx: &mut Context, now: Instant, pair: usize) {
+        let (Some(p), Some(remote)) = (self.path.pairs.get(pair), self.remote.as_ref()) else {
+            return;
+        };
+        let addrs = (p.local.address, p.remote.address);
+        let transaction = p.transaction;
+        let destination = remote.id;
+        let ufrag = remote.ufrag.clone();
+        let source = self.id.0;
+        self.send(ctx, now, addrs, destination, PacketType::Check, |out| {
+            Check {
+                source,
+                transaction,
+                ufrag: &ufrag,
+            }
+            .emit(out)
+        });
+    }
+
+    /// Sends frames on the selected pair; false if there is no path yet.
+    fn send_frames(&mut self, ctx: &mut Context, now: Instant, frames: &[Frame<'_>]) -> bool {
+        let (Some(pair), Some(remote)) = (self.path.selected(), self.remote.as_ref()) else {
+            return false;
+        };
+        let addrs = (pair.local.address, pair.remote.address);
+        let destination = remote.id;
+        self.send(ctx, now, addrs, destination, PacketType::Data, |out| {
+            for f in frames {
+                f.emit(out);
+            }
+        });
+        true
+    }
+
+    /// Timers: request timeout, check retransmission, connect timeout, keepalive, idle.
+    pub(crate) fn handle_timeout(&mut self, ctx: &mut Context, now: Instant) {
+        match self.phase {
+            SessionPhase::Requested { deadline } if now >= deadline => {
+                self.request_timed_out(ctx);
+            }
+            SessionPhase::Started => {
+                if self.path.timed_out(now) {
+                    self.path.stop();
+                    self.set_states_from(
+                        ctx,
+                        StreamState::Connecting,
+                        StreamState::Failed,
+                        Some(StateReason::ConnectTimeout),
+                    );
+                    return;
+                }
+                for pair in self.path.due_checks(now, ctx.config.check_interval_max) {
+                    self.send_check(ctx, now, pair);
+                }
+                if self.path.selected().is_some() && self.any_connected() {
+                    if now >= self.last_rx + ctx.config.idle_timeout {
+                        ctx.stats.idle_timeouts += 1;
+                        let frame = Frame::Close {
+                            scope: SESSION_SCOPE,
+                            reason: CloseReason::Timeout,
+                        };
+                        self.send_frames(ctx, now, &[frame]);
+                        self.end(ctx, StreamState::Closed, StateReason::IdleTimeout);
+                    } else if now >= self.last_tx + ctx.config.keepalive_interval {
+                        self.send_frames(ctx, now, &[Frame::Ping]);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// A packet for this session, already routed and checksum-verified.
+    pub(crate) fn handle_packet(
+        &mut self,
+        ctx: &mut Context,
+        now: Instant,
+        local: SocketAddr,
+        remote: SocketAddr,
+        header: &Header,
+        payload: &[u8],
+        datagram: &Bytes,
+    ) -> Result<(), Drop> {
+        if self.phase == SessionPhase::Ended {
+            return Err(Drop::Unexpected);
+        }
+        match header.packet_type {
+            PacketType::Check => self.on_check(ctx, now, local, remote, payload),
+            PacketType::CheckAck => self.on_check_ack(ctx, now, remote, payload),
+            PacketType::Data => self.on_data(ctx, now, remote, payload, datagram),
+        }
+    }
+
+    fn on_check(
+        &mut self,
+        ctx: &mut Context,
+        now: Instant,
+        local: SocketAddr,
+        remote: SocketAddr,
+        payload: &[u8],
+    ) -> Result<(), Drop> {
+        let check = Check::parse(payload).map_err(|_| Drop::Malformed)?;
+        // The ufrag proves the sender read our description; the source id must be the
+        // peer's once we know it.
+        if check.ufrag != self.local_ufrag
+            || self.remote.as_ref().is_some_and(|r| r.id != check.source)
+        {
+            return Err(Drop::Unexpected);
+        }
+        let ack = CheckAck {
+            transaction: check.transaction,
+            observed: remote,
+        };
+        self.send(ctx, now, (local, remote), check.source, PacketType::CheckAck, |out| {
+            ack.emit(out)
+        });
+        if self.phase == SessionPhase::Started {
+            self.last_rx = now;
+            let rng = &mut ctx.rng;
+            let triggered = self.path.on_check(local, remote, || {
+                let mut t = [0; TRANSACTION_ID_LEN];
+                rng.fill(&mut t);
+                t
+            });
+            if let Some(pair) = triggered {
+                self.send_check(ctx, now, pair);
+            }
+        }
+        Ok(())
+    }
+
+    fn on_check_ack(
+        &mut self,
+        ctx: &mut Context,
+        now: Instant,
+        remote: SocketAddr,
+        payload: &[u8],
+    ) -> Result<(), Drop> {
+        let ack = CheckAck::parse(payload).map_err(|_| Drop::Malformed)?;
+        if self.phase != SessionPhase::Started {
+            return Err(Drop::Unexpected);
+        }
+        self.last_rx = now;
+        if self.path.on_ack(&ack.transaction, remote) {
+            self.set_states_from(ctx, StreamState::Connecting, StreamState::Connected, None);
+        }
+        Ok(())
+    }
+
+    fn on_data(
+        &mut self,
+        ctx: &mut Context,
+        now: Instant,
+        remote: SocketAddr,
+        payload: &[u8],
+        datagram: &Bytes,
+    ) -> Result<(), Drop> {
+        if self.phase != SessionPhase::Started || !self.path.is_known_source(remote) {
+            return Err(Drop::Unexpected);
+        }
+        // Validate every frame before acting on any, so a bad packet changes nothing.
+        if FrameIter::new(payload).any(|f| f.is_err()) {
+            return Err(Drop::Malformed);
+        }
+        self.last_rx = now;
+        for frame in FrameIter::new(payload).flatten() {
+            match frame {
+                Frame::Padding | Frame::Ping => {}
+                Frame::Datagram { stream, data } => self.on_datagram(ctx, stream, data, datagram),
+                Frame::Close { scope, reason } => self.on_close(ctx, scope, reason),
+            }
+        }
+        Ok(())
+    }
+
+    fn on_datagram(&mut self, ctx: &mut Context, stream: u8, data: &[u8], datagram: &Bytes) {
+        let deliverable = self
+            .streams
+            .get(usize::from(stream))
+            .is_some_and(|s| s.state == StreamState::Connected && !s.is_reliable());
+        if !deliverable {
+            ctx.stats.datagrams_dropped += 1;
+            return;
+        }
+        // Zero-copy: the event's bytes are a slice of the received datagram.
+        let data = datagram.slice_ref(data);
+        if !ctx.emit_data(Event::StreamData {
+            session: self.id,
+            stream: StreamId(stream),
+            data,
+        }) {
+            ctx.stats.datagrams_dropped += 1;
+        }
+    }
+
+    fn on_close(&mut self, ctx: &mut Context, scope: u8, reason: CloseReason) {
+        let why = Some(StateReason::ClosedByPeer(reason));
+        if scope == SESSION_SCOPE {
+            self.end(ctx, StreamState::Closed, StateReason::ClosedByPeer(reason));
+        } else if self.streams.get(usize::from(scope)).is_some() {
+            self.set_state(ctx, usize::from(scope), StreamState::Closed, why);
+        }
+    }
+
+    /// The largest payload one `write` on `stream` can carry on this path.
+    pub(crate) fn max_datagram_size(&self, ctx: &Context, stream: StreamId) -> Result<usize, Error> {
+        self.stream(stream).ok_or(Error::UnknownStream)?;
+        Ok(ctx
+            .config
+            .max_udp_payload
+            .saturating_sub(OVERHEAD + Frame::DATAGRAM_OVERHEAD)
+            .min(u16::MAX as usize))
+    }
+
+    /// Sends `data` as one datagram on a Connected unreliable stream.
+    pub(crate) fn write(
+        &mut self,
+        ctx: &mut Context,
+        now: Instant,
+        stream: StreamId,
+        data: &[u8],
+    ) -> Result<usize, Error> {
+        let s = self.stream(stream).ok_or(Error::UnknownStream)?;
+        if s.state != StreamState::Connected {
+            return Err(Error::StreamState {
+                op: "write",
+                state: s.state,
+            });
+        }
+        if s.is_reliable() {
+            return Err(Error::Unsupported("reliable stream data"));
+        }
+        let max = self.max_datagram_size(ctx, stream)?;
+        if data.len() > max {
+            return Err(Error::PayloadTooLarge {
+                len: data.len(),
+                max,
+            });
+        }
+        let frame = Frame::Datagram {
+            stream: stream.0,
+            data,
+        };
+        self.send_frames(ctx, now, &[frame]);
+        ctx.stats.datagrams_sent += 1;
+        Ok(data.len())
+    }
+
+    /// Closes one stream and tells the peer.
+    pub(crate) fn close_stream(&mut self, ctx: &mut Context, now: Instant, stream: StreamId) -> Result<(), Error> {
+        let s = self.stream(stream).ok_or(Error::UnknownStream)?;
+        if s.state.is_terminal() {
+            return Ok(());
+        }
+        if s.state == StreamState::Connected {
+            let frame = Frame::Close {
+                scope: stream.0,
+                reason: CloseReason::Normal,
+            };
+            self.send_frames(ctx, now, &[frame]);
+        }
+        self.set_state(ctx, stream.index(), StreamState::Closed, Some(StateReason::ClosedLocally));
+        Ok(())
+    }
+
+    /// Closes the session: tells the peer (if there is a path) and ends every stream.
+    pub(crate) fn close(&mut self, ctx: &mut Context, now: Instant) {
+        if self.phase == SessionPhase::Started {
+            let frame = Frame::Close {
+                scope: SESSION_SCOPE,
+                reason: CloseReason::Normal,
+            };
+            self.send_frames(ctx, now, &[frame]);
+        }
+        self.end(ctx, StreamState::Closed, StateReason::ClosedLocally);
+    }
+}

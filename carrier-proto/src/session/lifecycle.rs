@@ -1,0 +1,325 @@
+//! The request / reply / start lifecycle (the seed's handshake).
+//!
+//! Offerer: `add_stream`… → `request` (streams TransportReady, phase Requested) → the answer
+//! arrives (`complete_request`) → `start_with` (Connecting, or Deactivated where the answer
+//! does not match). Answerer: `add_stream`… → `reply` (TransportReady, or Deactivated where
+//! the offer does not match) → `start` (Connecting).
+
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use super::{Remote, Session, SessionPhase};
+use crate::endpoint::Context;
+use crate::error::Error;
+use crate::event::Event;
+use crate::negotiation::{Answer, Offer, PendingOffer, Reply, RequestOutcome};
+use crate::sdp::{MediaDescription, Refusal, SessionDescription};
+use crate::stream::{StateReason, Stream, StreamId};
+use crate::time::Instant;
+use crate::types::{Candidate, StreamOptions, StreamState, StreamType};
+
+/// Visible ASCII without spaces: what a bundle string may contain.
+fn valid_bundle(s: &str) -> bool {
+    s.bytes().all(|b| (0x21..=0x7E).contains(&b))
+}
+
+impl Session {
+    fn phase_error(&self, op: &'static str) -> Error {
+        Error::SessionPhase {
+            op,
+            phase: self.phase.name(),
+        }
+    }
+
+    pub(crate) fn add_stream(
+        &mut self,
+        ctx: &mut Context,
+        stream_type: StreamType,
+        options: StreamOptions,
+    ) -> Result<StreamId, Error> {
+        if self.phase != SessionPhase::New {
+            return Err(self.phase_error("add_stream"));
+        }
+        let max = ctx.config.max_streams_per_session.min(usize::from(u8::MAX));
+        if self.streams.len() >= max {
+            return Err(Error::Limit {
+                what: "streams per session",
+                max,
+            });
+        }
+        let id = StreamId(self.streams.len() as u8);
+        self.streams.push(Stream::new(id, stream_type, options));
+        self.set_state(ctx, id.index(), StreamState::Initialized, None);
+        Ok(id)
+    }
+
+    /// Our side of a description: identity, credentials, and the given media.
+    fn local_description(&self, media: Vec<MediaDescription>) -> SessionDescription {
+        let mut desc =
+            SessionDescription::new(self.id.0, self.local_ufrag.clone(), self.local_pwd.clone());
+        desc.media = media;
+        desc
+    }
+
+    fn media_for(stream: &Stream, hosts: &[Candidate]) -> MediaDescription {
+        MediaDescription {
+            stream_type: stream.stream_type,
+            options: stream.options,
+            rejected: false,
+            candidates: hosts.to_vec(),
+        }
+    }
+
+    pub(crate) fn request(
+        &mut self,
+        ctx: &mut Context,
+        now: Instant,
+        bundle: &str,
+    ) -> Result<PendingOffer, Error> {
+        if self.phase != SessionPhase::New {
+            return Err(self.phase_error("request"));
+        }
+        if self.streams.is_empty() {
+            return Err(Error::SessionPhase {
+                op: "request",
+                phase: "without streams",
+            });
+        }
+        if bundle.len() > ctx.config.max_bundle_len {
+            return Err(Error::Limit {
+                what: "bundle length",
+                max: ctx.config.max_bundle_len,
+            });
+        }
+        if !valid_bundle(bundle) {
+            return Err(Error::InvalidText("bundle (visible ASCII, no spaces)"));
+        }
+        if ctx.hosts.is_empty() {
+            return Err(Error::NoCandidates);
+        }
+        let media = self
+            .streams
+            .iter()
+            .map(|s| Self::media_for(s, &ctx.hosts))
+            .collect();
+        let mut desc = self.local_description(media);
+        desc.bundle = (!bundle.is_empty()).then(|| String::from(bundle));
+        self.phase = SessionPhase::Requested {
+            deadline: now + ctx.config.request_timeout,
+        };
+        self.set_states_from(ctx, StreamState::Initialized, StreamState::TransportReady, None);
+        Ok(PendingOffer {
+            session: self.id,
+            offer: Offer(desc),
+        })
+    }
+
+    /// Takes the peer's description: its id and its candidates (deduplicated).
+    fn learn_remote(&mut self, desc: &SessionDescription) {
+        let mut candidates: Vec<Candidate> = Vec::new();
+        for c in desc.media.iter().filter(|m| !m.rejected).flat_map(|m| &m.candidates) {
+            if !candidates.iter().any(|k| k.address == c.address) {
+                candidates.push(c.clone());
+            }
+        }
+        self.remote = Some(Remote {
+            id: desc.session_id,
+            ufrag: desc.ice_ufrag.clone(),
+            candidates,
+        });
+    }
+
+    pub(crate) fn reply(
+        &mut self,
+        ctx: &mut Context,
+        offer: &Offer,
+        reply: Reply,
+    ) -> Result<Answer, Error> {
+        if self.phase != SessionPhase::New {
+            return Err(self.phase_error("reply"));
+        }
+        let offered = &offer.0;
+        if offered.media.len() > ctx.config.max_streams_per_session {
+            return Err(Error::Limit {
+                what: "streams per session",
+                max: ctx.config.max_streams_per_session,
+            });
+        }
+        let mut desc = self.local_description(Vec::new());
+        desc.reply_to = Some(offered.session_id);
+        if let Reply::Refuse { status, reason } = reply {
+            if status == 0 {
+                return Err(Error::ZeroRefusalStatus);
+            }
+            if reason.len() > ctx.config.max_reason_len {
+                return Err(Error::Limit {
+                    what: "reason length",
+                    max: ctx.config.max_reason_len,
+                });
+            }
+            if reason.contains(['\r', '\n', '\0']) {
+                return Err(Error::InvalidText("reason (no CR, LF or NUL)"));
+            }
+            desc.media = offered
+                .media
+                .iter()
+                .map(|m| MediaDescription {
+                    rejected: true,
+                    candidates: Vec::new(),
+                    ..m.clone()
+                })
+                .collect();
+            desc.refusal = Some(Refusal { status, reason });
+            self.end(ctx, StreamState::Closed, StateReason::RefusedLocally);
+            return Ok(Answer(desc));
+        }
+        if ctx.hosts.is_empty() {
+            return Err(Error::NoCandidates);
+        }
+        // RFC 3264: one answer media section per offered one, in order; a stream we lack or
+        // that differs is rejected with port 0.
+        let mut media = Vec::with_capacity(offered.media.len());
+        for (i, m) in offered.media.iter().enumerate() {
+            match self.streams.get(i) {
+                Some(s) if !m.rejected && s.matches(m.stream_type, m.options) => {
+                    media.push(Self::media_for(s, &ctx.hosts));
+                }
+                _ => media.push(MediaDescription {
+                    rejected: true,
+                    candidates: Vec::new(),
+                    ..m.clone()
+                }),
+            }
+        }
+        for i in 0..self.streams.len() {
+            match media.get(i) {
+                Some(m) if !m.rejected => {
+                    self.set_state(ctx, i, StreamState::TransportReady, None);
+                }
+                Some(_) => self.set_state(
+                    ctx,
+                    i,
+                    StreamState::Deactivated,
+                    Some(StateReason::Mismatch),
+                ),
+                None => self.set_state(
+                    ctx,
+                    i,
+                    StreamState::Deactivated,
+                    Some(StateReason::NotInRemoteDescription),
+                ),
+            }
+        }
+        desc.media = media;
+        self.learn_remote(offered);
+        self.phase = SessionPhase::Replied;
+        Ok(Answer(desc))
+    }
+
+    /// The peer's answer arrived (through the endpoint or `start_with`): completes the
+    /// request and reports it. Returns whether the peer accepted.
+    pub(crate) fn complete_request(&mut self, ctx: &mut Context, answer: &Answer) -> Result<bool, Error> {
+        if !matches!(self.phase, SessionPhase::Requested { .. }) {
+            return Err(self.phase_error("complete_request"));
+        }
+        if answer.reply_to() != Some(self.id.0) || answer.0.media.len() != self.streams.len() {
+            return Err(Error::AnswerMismatch);
+        }
+        let outcome = match answer.refusal() {
+            Some(refusal) => {
+                let status = refusal.status;
+                self.end(ctx, StreamState::Closed, StateReason::Refused { status });
+                RequestOutcome::Refused(refusal.clone())
+            }
+            None => {
+                self.phase = SessionPhase::Accepted;
+                RequestOutcome::Accepted(answer.clone())
+            }
+        };
+        let accepted = matches!(outcome, RequestOutcome::Accepted(_));
+        ctx.emit(Event::RequestComplete {
+            session: self.id,
+            outcome,
+        });
+        Ok(accepted)
+    }
+
+    /// No reply in time.
+    pub(crate) fn request_timed_out(&mut self, ctx: &mut Context) {
+        self.end(ctx, StreamState::Failed, StateReason::RequestTimedOut);
+        ctx.emit(Event::RequestComplete {
+            session: self.id,
+            outcome: RequestOutcome::TimedOut,
+        });
+    }
+
+    pub(crate) fn start_with(
+        &mut self,
+        ctx: &mut Context,
+        now: Instant,
+        pending: PendingOffer,
+        answer: Answer,
+    ) -> Result<(), Error> {
+        if pending.session != self.id || answer.reply_to() != Some(pending.offer.0.session_id) {
+            return Err(Error::AnswerMismatch);
+        }
+        if matches!(self.phase, SessionPhase::Requested { .. }) {
+            self.complete_request(ctx, &answer)?;
+        }
+        if self.phase != SessionPhase::Accepted {
+            return Err(self.phase_error("start_with"));
+        }
+        for i in 0..self.streams.len() {
+            let remote = answer.0.media.get(i);
+            let (to, reason) = match remote {
+                Some(m) if m.rejected => (StreamState::Deactivated, Some(StateReason::NotInRemoteDescription)),
+                Some(m) if self.streams[i].matches(m.stream_type, m.options) => {
+                    (StreamState::Connecting, None)
+                }
+                Some(_) => (StreamState::Deactivated, Some(StateReason::Mismatch)),
+                None => (StreamState::Deactivated, Some(StateReason::NotInRemoteDescription)),
+            };
+            if self.streams[i].state == StreamState::TransportReady {
+                self.set_state(ctx, i, to, reason);
+            }
+        }
+        self.learn_remote(&answer.0);
+        self.begin_checks(ctx, now, true);
+        Ok(())
+    }
+
+    pub(crate) fn start(&mut self, ctx: &mut Context, now: Instant) -> Result<(), Error> {
+        if self.phase != SessionPhase::Replied {
+            return Err(self.phase_error("start"));
+        }
+        self.set_states_from(ctx, StreamState::TransportReady, StreamState::Connecting, None);
+        self.begin_checks(ctx, now, false);
+        Ok(())
+    }
+
+    /// Phase Started; connectivity checks begin if any stream is Connecting.
+    fn begin_checks(&mut self, ctx: &mut Context, now: Instant, controlling: bool) {
+        self.phase = SessionPhase::Started;
+        self.last_rx = now;
+        self.last_tx = now;
+        let connecting = self.streams.iter().any(|s| s.state == StreamState::Connecting);
+        let remotes = self.remote.as_ref().map(|r| r.candidates.as_slice()).unwrap_or(&[]);
+        if connecting {
+            let rng = &mut ctx.rng;
+            self.path.start(
+                now,
+                &ctx.hosts,
+                remotes,
+                controlling,
+                ctx.config.check_interval_initial,
+                ctx.config.connect_timeout,
+                || {
+                    let mut t = [0; crate::packet::TRANSACTION_ID_LEN];
+                    rng.fill(&mut t);
+                    t
+                },
+            );
+            self.handle_timeout(ctx, now);
+        }
+    }
+}

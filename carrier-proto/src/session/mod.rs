@@ -1,0 +1,211 @@
+//! Sessions: the request / reply / start lifecycle and everything one peer-to-peer session
+//! owns (its streams, the remote description, the connectivity path).
+//!
+//! A session is driven by the [`Endpoint`](crate::Endpoint) that holds it; applications
+//! reach it through [`SessionMut`](crate::SessionMut). The concerns are split by file:
+//! `lifecycle.rs` (offer/answer and starting), `path.rs` (connectivity checks over candidate
+//! pairs), `io.rs` (packets in and out, timers, datagrams).
+
+mod io;
+mod lifecycle;
+mod path;
+
+pub(crate) use io::Drop;
+pub(crate) use path::Path;
+
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::fmt;
+
+use crate::endpoint::Context;
+use crate::event::Event;
+use crate::stream::{StateReason, Stream, StreamId, transition_allowed};
+use crate::time::Instant;
+use crate::types::{Candidate, StreamState};
+
+/// A session's id: its local connection id, which the peer puts in every packet it sends us.
+///
+/// The low 32 bits index the endpoint's session table and the high 32 bits are random, so
+/// routing is O(1) and a stale or guessed id does not reach another session.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SessionId(pub(crate) u64);
+
+impl SessionId {
+    /// The connection id as a number (it is the `o=` sess-id of this side's description).
+    pub const fn as_u64(self) -> u64 {
+        self.0
+    }
+
+    pub(crate) fn slot(self) -> usize {
+        (self.0 & 0xFFFF_FFFF) as usize
+    }
+}
+
+impl fmt::Display for SessionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "session {:016x}", self.0)
+    }
+}
+
+/// Where a session is in the request / reply / start lifecycle.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SessionPhase {
+    /// Created; streams can be added.
+    New,
+    /// Offerer: request sent, waiting for the reply until `deadline`.
+    Requested {
+        /// When the request times out.
+        deadline: Instant,
+    },
+    /// Offerer: the peer accepted; `start_with` is next.
+    Accepted,
+    /// Answerer: replied with Accept; `start` is next.
+    Replied,
+    /// Started: connectivity checks, then data.
+    Started,
+    /// Refused, timed out, or closed: nothing more happens.
+    Ended,
+}
+
+impl SessionPhase {
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            SessionPhase::New => "new",
+            SessionPhase::Requested { .. } => "requested",
+            SessionPhase::Accepted => "accepted",
+            SessionPhase::Replied => "replied",
+            SessionPhase::Started => "started",
+            SessionPhase::Ended => "ended",
+        }
+    }
+}
+
+/// What the peer's description told us.
+#[derive(Clone, Debug)]
+pub(crate) struct Remote {
+    /// The peer's connection id: the destination of every packet we send it.
+    pub(crate) id: u64,
+    /// The peer's ICE ufrag: our checks carry it.
+    pub(crate) ufrag: String,
+    /// The peer's candidates, deduplicated across its media sections.
+    pub(crate) candidates: Vec<Candidate>,
+}
+
+/// One session's state.
+#[derive(Debug)]
+pub(crate) struct Session {
+    pub(crate) id: SessionId,
+    pub(crate) peer: String,
+    pub(crate) phase: SessionPhase,
+    pub(crate) local_ufrag: String,
+    pub(crate) local_pwd: String,
+    pub(crate) streams: Vec<Stream>,
+    pub(crate) remote: Option<Remote>,
+    pub(crate) path: Path,
+    next_packet_number: u64,
+    pub(crate) last_rx: Instant,
+    pub(crate) last_tx: Instant,
+}
+
+impl Session {
+    pub(crate) fn new(id: SessionId, peer: String, ctx: &mut Context) -> Self {
+        Session {
+            id,
+            peer,
+            phase: SessionPhase::New,
+            local_ufrag: ctx.rng.ice_string(8),
+            local_pwd: ctx.rng.ice_string(24),
+            streams: Vec::new(),
+            remote: None,
+            path: Path::default(),
+            next_packet_number: 0,
+            last_rx: Instant::ZERO,
+            last_tx: Instant::ZERO,
+        }
+    }
+
+    pub(crate) fn take_packet_number(&mut self) -> u64 {
+        let pn = self.next_packet_number;
+        self.next_packet_number += 1;
+        pn
+    }
+
+    pub(crate) fn stream(&self, id: StreamId) -> Option<&Stream> {
+        self.streams.get(id.index())
+    }
+
+    /// Moves a stream to `to` and reports it. Edges the state machine lacks are skipped
+    /// (debug builds assert), so a logic slip can never produce an impossible event.
+    pub(crate) fn set_state(
+        &mut self,
+        ctx: &mut Context,
+        index: usize,
+        to: StreamState,
+        reason: Option<StateReason>,
+    ) {
+        let Some(stream) = self.streams.get_mut(index) else {
+            return;
+        };
+        let from = stream.state;
+        if !transition_allowed(from, to) {
+            debug_assert!(from.is_terminal(), "no transition {from:?} → {to:?}");
+            return;
+        }
+        stream.state = to;
+        ctx.emit(Event::StateChanged {
+            session: self.id,
+            stream: stream.id,
+            state: to,
+            reason,
+        });
+    }
+
+    /// Moves every stream in state `from` to `to`.
+    pub(crate) fn set_states_from(
+        &mut self,
+        ctx: &mut Context,
+        from: StreamState,
+        to: StreamState,
+        reason: Option<StateReason>,
+    ) {
+        for i in 0..self.streams.len() {
+            if self.streams[i].state == from {
+                self.set_state(ctx, i, to, reason);
+            }
+        }
+    }
+
+    /// Ends every live stream with `state` and `reason`, and the session with them.
+    pub(crate) fn end(&mut self, ctx: &mut Context, state: StreamState, reason: StateReason) {
+        for i in 0..self.streams.len() {
+            if !self.streams[i].state.is_terminal() {
+                self.set_state(ctx, i, state, Some(reason));
+            }
+        }
+        self.phase = SessionPhase::Ended;
+        self.path.stop();
+    }
+
+    /// The earliest instant at which [`Session::handle_timeout`] has work to do.
+    pub(crate) fn next_timeout(&self, ctx: &Context) -> Instant {
+        match self.phase {
+            SessionPhase::Requested { deadline } => deadline,
+            SessionPhase::Started => {
+                let mut at = self.path.next_timeout();
+                if self.path.selected().is_some() && self.any_connected() {
+                    at = at
+                        .min(self.last_tx + ctx.config.keepalive_interval)
+                        .min(self.last_rx + ctx.config.idle_timeout);
+                }
+                at
+            }
+            _ => Instant::FAR_FUTURE,
+        }
+    }
+
+    pub(crate) fn any_connected(&self) -> bool {
+        self.streams
+            .iter()
+            .any(|s| s.state == StreamState::Connected)
+    }
+}

@@ -1,0 +1,56 @@
+//! Streams: one flow inside a session, with its type, options and state.
+
+mod state;
+
+pub use state::{StateReason, TransitionError};
+pub(crate) use state::transition_allowed;
+
+use core::fmt;
+
+use crate::types::{StreamOptions, StreamState, StreamType};
+
+/// A stream's id within its session: its position in the session's media sections.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct StreamId(pub(crate) u8);
+
+impl StreamId {
+    /// The stream's 0-based index (its `m=` line in the descriptions).
+    pub const fn index(self) -> usize {
+        self.0 as usize
+    }
+}
+
+impl fmt::Display for StreamId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "stream {}", self.0)
+    }
+}
+
+/// A stream's local record.
+#[derive(Clone, Debug)]
+pub(crate) struct Stream {
+    pub(crate) id: StreamId,
+    pub(crate) stream_type: StreamType,
+    pub(crate) options: StreamOptions,
+    pub(crate) state: StreamState,
+}
+
+impl Stream {
+    pub(crate) fn new(id: StreamId, stream_type: StreamType, options: StreamOptions) -> Self {
+        Stream {
+            id,
+            stream_type,
+            options: options.normalized(),
+            state: StreamState::Raw,
+        }
+    }
+
+    /// Whether a remote media section describes the same kind of stream.
+    pub(crate) fn matches(&self, stream_type: StreamType, options: StreamOptions) -> bool {
+        self.stream_type == stream_type && self.options == options.normalized()
+    }
+
+    pub(crate) fn is_reliable(&self) -> bool {
+        self.options.contains(StreamOptions::RELIABLE)
+    }
+}

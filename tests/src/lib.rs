@@ -1,0 +1,8 @@
+//! carrier-tests: a deterministic network simulator for carrier-rs and the scenario tests
+//! that run on it.
+//!
+//! - [`netem`]: links with seeded delay, jitter, loss, duplication, reordering, corruption
+//!   and an MTU, in virtual time.
+#![forbid(unsafe_code)]
+
+pub mod netem;
