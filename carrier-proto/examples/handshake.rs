@@ -22,7 +22,13 @@ struct InFlight {
 const ONE_WAY: Duration = Duration::from_millis(10);
 
 /// Drains one endpoint's outputs: datagrams go on the wire, events are printed.
-fn drain(name: &str, ep: &mut Endpoint, now: Instant, wire: &mut VecDeque<InFlight>, to_bob: bool) -> Vec<Event> {
+fn drain(
+    name: &str,
+    ep: &mut Endpoint,
+    now: Instant,
+    wire: &mut VecDeque<InFlight>,
+    to_bob: bool,
+) -> Vec<Event> {
     let mut events = Vec::new();
     loop {
         match ep.poll_output() {
@@ -33,14 +39,27 @@ fn drain(name: &str, ep: &mut Endpoint, now: Instant, wire: &mut VecDeque<InFlig
             }),
             Output::Event(e) => {
                 match &e {
-                    Event::StateChanged { stream, state, reason, .. } => {
+                    Event::StateChanged {
+                        stream,
+                        state,
+                        reason,
+                        ..
+                    } => {
                         let why = reason.map(|r| format!(" ({r:?})")).unwrap_or_default();
                         println!("  [{:>7.1} ms] {name}: {stream} → {state}{why}", ms(now));
                     }
                     Event::StreamData { stream, data, .. } => {
-                        println!("  [{:>7.1} ms] {name}: {stream} data {:?}", ms(now), String::from_utf8_lossy(data));
+                        println!(
+                            "  [{:>7.1} ms] {name}: {stream} data {:?}",
+                            ms(now),
+                            String::from_utf8_lossy(data)
+                        );
                     }
-                    Event::SessionRequest { handler, peer, offer } => println!(
+                    Event::SessionRequest {
+                        handler,
+                        peer,
+                        offer,
+                    } => println!(
                         "  [{:>7.1} ms] {name}: session request from {peer:?}, bundle {:?} → handler {handler:?}, {} streams offered",
                         ms(now),
                         offer.bundle().unwrap_or(""),
@@ -76,10 +95,13 @@ fn main() -> Result<(), carrier_proto::Error> {
 
     println!("1. Peer 1 (alice) creates a session and adds two streams");
     let s1 = alice.new_session("bob")?;
-    let video = alice.session(s1)?.add_stream(StreamType::Application, StreamOptions::empty())?;
-    let files = alice
+    let video = alice
         .session(s1)?
-        .add_stream(StreamType::Text, StreamOptions::RELIABLE | StreamOptions::MULTIPLEXING)?;
+        .add_stream(StreamType::Application, StreamOptions::empty())?;
+    let files = alice.session(s1)?.add_stream(
+        StreamType::Text,
+        StreamOptions::RELIABLE | StreamOptions::MULTIPLEXING,
+    )?;
     drain("alice", &mut alice, now, &mut wire, true);
 
     println!("\n2. Peer 1 requests the session (bundle \"filetransfer\"); the offer it sends:");
@@ -105,9 +127,12 @@ fn main() -> Result<(), carrier_proto::Error> {
 
     println!("\n4. Peer 2 creates its session, adds the same streams and replies; the answer:");
     let s2 = bob.new_session("alice")?;
-    bob.session(s2)?.add_stream(StreamType::Application, StreamOptions::empty())?;
     bob.session(s2)?
-        .add_stream(StreamType::Text, StreamOptions::RELIABLE | StreamOptions::MULTIPLEXING)?;
+        .add_stream(StreamType::Application, StreamOptions::empty())?;
+    bob.session(s2)?.add_stream(
+        StreamType::Text,
+        StreamOptions::RELIABLE | StreamOptions::MULTIPLEXING,
+    )?;
     let answer = bob.session(s2)?.reply(&offer, Reply::Accept)?;
     let answer_text = answer.to_sdp_string();
     print!("{}", indent(&answer_text));
@@ -143,7 +168,10 @@ fn main() -> Result<(), carrier_proto::Error> {
         if both && !sent {
             sent = true;
             let info = alice.session(s1)?.transport_info(video)?;
-            println!("  path: {:?} {} ⇄ {}", info.topology, info.local.address, info.remote.address);
+            println!(
+                "  path: {:?} {} ⇄ {}",
+                info.topology, info.local.address, info.remote.address
+            );
             let max = alice.session(s1)?.max_datagram_size(video)?;
             println!("  alice writes one datagram (max {max} bytes per write)");
             alice.session(s1)?.write(now, video, b"hello from alice")?;

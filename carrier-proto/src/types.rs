@@ -252,7 +252,11 @@ impl Candidate {
     }
 
     /// RFC 8445 §5.1.2.1: `2^24·type_pref + 2^8·local_pref + (256 − component)`.
-    pub const fn compute_priority(kind: CandidateType, local_preference: u16, component: u16) -> u32 {
+    pub const fn compute_priority(
+        kind: CandidateType,
+        local_preference: u16,
+        component: u16,
+    ) -> u32 {
         let component = if component > 256 { 256 } else { component };
         (kind.type_preference() << 24) + ((local_preference as u32) << 8) + (256 - component as u32)
     }
@@ -329,8 +333,14 @@ mod tests {
     fn topology_follows_the_worst_end() {
         use CandidateType::*;
         assert_eq!(NetworkTopology::of_pair(Host, Host), NetworkTopology::Lan);
-        assert_eq!(NetworkTopology::of_pair(Host, ServerReflexive), NetworkTopology::P2P);
-        assert_eq!(NetworkTopology::of_pair(PeerReflexive, Relayed), NetworkTopology::Relayed);
+        assert_eq!(
+            NetworkTopology::of_pair(Host, ServerReflexive),
+            NetworkTopology::P2P
+        );
+        assert_eq!(
+            NetworkTopology::of_pair(PeerReflexive, Relayed),
+            NetworkTopology::Relayed
+        );
     }
 
     #[test]

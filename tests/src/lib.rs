@@ -2,7 +2,9 @@
 //! that run on it.
 //!
 //! - [`netem`]: links with seeded delay, jitter, loss, duplication, reordering, corruption
-//!   and an MTU, in virtual time.
+//!   and an MTU, in virtual time;
+//! - [`sim`]: endpoints of carrier-proto talking over a netem, stepped in virtual time.
 #![forbid(unsafe_code)]
 
 pub mod netem;
+pub mod sim;

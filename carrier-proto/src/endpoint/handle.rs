@@ -35,7 +35,11 @@ impl SessionMut<'_> {
 
     /// Adds a stream (the original's `addStream`); it is Initialized at once. Only before
     /// `request` / `reply`. PORT_FORWARDING implies MULTIPLEXING.
-    pub fn add_stream(&mut self, stream_type: StreamType, options: StreamOptions) -> Result<StreamId, Error> {
+    pub fn add_stream(
+        &mut self,
+        stream_type: StreamType,
+        options: StreamOptions,
+    ) -> Result<StreamId, Error> {
         self.session.add_stream(self.ctx, stream_type, options)
     }
 
@@ -44,9 +48,18 @@ impl SessionMut<'_> {
         self.session.streams.len()
     }
 
+    /// The stream at `index` (its position in the descriptions), if there is one.
+    pub fn stream_at(&self, index: usize) -> Option<StreamId> {
+        self.session.streams.get(index).map(|s| s.id)
+    }
+
     /// A stream's state.
     pub fn stream_state(&self, stream: StreamId) -> Result<StreamState, Error> {
-        Ok(self.session.stream(stream).ok_or(Error::UnknownStream)?.state)
+        Ok(self
+            .session
+            .stream(stream)
+            .ok_or(Error::UnknownStream)?
+            .state)
     }
 
     /// A stream's type and options (options normalized).
@@ -64,10 +77,13 @@ impl SessionMut<'_> {
                 state: s.state,
             });
         }
-        self.session.path.transport_info().ok_or(Error::StreamState {
-            op: "transport_info",
-            state: s.state,
-        })
+        self.session
+            .path
+            .transport_info()
+            .ok_or(Error::StreamState {
+                op: "transport_info",
+                state: s.state,
+            })
     }
 
     /// Offerer: makes the offer (streams become TransportReady) and starts the request
@@ -95,7 +111,12 @@ impl SessionMut<'_> {
     /// describes differently go Deactivated; the rest Connecting. If the answer was not yet
     /// handed to [`Endpoint::handle_answer`](crate::Endpoint::handle_answer), this completes
     /// the request first (and fails with a phase error if the answer is a refusal).
-    pub fn start_with(&mut self, now: Instant, pending: PendingOffer, answer: Answer) -> Result<(), Error> {
+    pub fn start_with(
+        &mut self,
+        now: Instant,
+        pending: PendingOffer,
+        answer: Answer,
+    ) -> Result<(), Error> {
         self.session.start_with(self.ctx, now, pending, answer)
     }
 

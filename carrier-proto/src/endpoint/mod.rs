@@ -220,7 +220,10 @@ impl Endpoint {
     /// A handle on a session, for the calls the application makes on it.
     pub fn session(&mut self, id: SessionId) -> Result<SessionMut<'_>, Error> {
         let i = self.slot_of(id).ok_or(Error::UnknownSession)?;
-        let session = self.slots[i].session.as_mut().ok_or(Error::UnknownSession)?;
+        let session = self.slots[i]
+            .session
+            .as_mut()
+            .ok_or(Error::UnknownSession)?;
         Ok(SessionMut {
             session,
             ctx: &mut self.ctx,
@@ -267,7 +270,8 @@ impl Endpoint {
     pub fn route_bundle(&self, bundle: &str) -> Option<HandlerId> {
         let mut best: Option<(usize, HandlerId)> = None;
         for (id, prefix) in &self.handlers {
-            if bundle.starts_with(prefix.as_str()) && best.is_none_or(|(len, _)| prefix.len() > len) {
+            if bundle.starts_with(prefix.as_str()) && best.is_none_or(|(len, _)| prefix.len() > len)
+            {
                 best = Some((prefix.len(), *id));
             }
         }
@@ -300,7 +304,10 @@ impl Endpoint {
         let answer = Answer::parse(answer_sdp, &self.ctx.config.sdp)?;
         let id = SessionId(answer.reply_to().ok_or(Error::AnswerMismatch)?);
         let i = self.slot_of(id).ok_or(Error::UnknownSession)?;
-        let session = self.slots[i].session.as_mut().ok_or(Error::UnknownSession)?;
+        let session = self.slots[i]
+            .session
+            .as_mut()
+            .ok_or(Error::UnknownSession)?;
         session.complete_request(&mut self.ctx, &answer)?;
         Ok(id)
     }
@@ -327,13 +334,20 @@ impl Endpoint {
         }
     }
 
-    fn handle_datagram(&mut self, now: Instant, source: SocketAddr, local: SocketAddr, contents: Bytes) {
+    fn handle_datagram(
+        &mut self,
+        now: Instant,
+        source: SocketAddr,
+        local: SocketAddr,
+        contents: Bytes,
+    ) {
         self.ctx.stats.packets_received += 1;
         if !is_carrier_packet(&contents) {
             self.ctx.stats.dropped_not_carrier += 1;
             return;
         }
-        let Some(slot) = peek_destination(&contents).and_then(|d| self.slot_of(SessionId(d))) else {
+        let Some(slot) = peek_destination(&contents).and_then(|d| self.slot_of(SessionId(d)))
+        else {
             self.ctx.stats.dropped_unknown_session += 1;
             return;
         };
@@ -352,8 +366,15 @@ impl Endpoint {
         let Some(session) = self.slots[slot].session.as_mut() else {
             return;
         };
-        if let Err(drop) = session.handle_packet(&mut self.ctx, now, local, source, &header, payload, &contents)
-        {
+        if let Err(drop) = session.handle_packet(
+            &mut self.ctx,
+            now,
+            local,
+            source,
+            &header,
+            payload,
+            &contents,
+        ) {
             match drop {
                 crate::session::Drop::Malformed => self.ctx.stats.dropped_malformed += 1,
                 crate::session::Drop::Unexpected => self.ctx.stats.dropped_unexpected += 1,

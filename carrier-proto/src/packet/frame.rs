@@ -101,7 +101,10 @@ impl<'a> FrameIter<'a> {
     }
 
     fn next_frame(&mut self) -> Result<Frame<'a>, PacketError> {
-        let (&ty, body) = self.rest.split_first().ok_or(PacketError::TruncatedFrame("empty"))?;
+        let (&ty, body) = self
+            .rest
+            .split_first()
+            .ok_or(PacketError::TruncatedFrame("empty"))?;
         let (frame, used) = match ty {
             PADDING => (Frame::Padding, 0),
             PING => (Frame::Ping, 0),
@@ -167,7 +170,10 @@ mod tests {
         for f in &frames {
             f.emit(&mut out);
         }
-        assert_eq!(out.len(), frames.iter().map(Frame::encoded_len).sum::<usize>());
+        assert_eq!(
+            out.len(),
+            frames.iter().map(Frame::encoded_len).sum::<usize>()
+        );
         let back: Vec<_> = FrameIter::new(&out).collect::<Result<_, _>>().unwrap();
         assert_eq!(back, frames);
     }

@@ -147,8 +147,8 @@ impl Header {
         if body[1] != VERSION {
             return Err(PacketError::UnsupportedVersion(body[1]));
         }
-        let packet_type =
-            PacketType::from_bits(first & !MARKER).ok_or(PacketError::UnknownType(first & !MARKER))?;
+        let packet_type = PacketType::from_bits(first & !MARKER)
+            .ok_or(PacketError::UnknownType(first & !MARKER))?;
         let expected = u32::from_be_bytes([trailer[0], trailer[1], trailer[2], trailer[3]]);
         if crc32fast::hash(body) != expected {
             return Err(PacketError::BadChecksum);

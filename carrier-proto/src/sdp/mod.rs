@@ -24,6 +24,8 @@
 
 mod error;
 mod parse;
+#[cfg(test)]
+mod tests;
 mod write;
 
 pub use error::{SdpError, SdpErrorKind};

@@ -213,7 +213,13 @@ struct Slot {
     expect_more: &'static str,
 }
 
-const fn slot(letters: &'static [u8], name: &'static str, min: usize, repeat: bool, expect: &'static str) -> Slot {
+const fn slot(
+    letters: &'static [u8],
+    name: &'static str,
+    min: usize,
+    repeat: bool,
+    expect: &'static str,
+) -> Slot {
     Slot {
         letters,
         name,
@@ -528,7 +534,6 @@ impl Parser {
         }
         Ok(())
     }
-
 }
 
 /// An `a=` line in the media section with 0-based index `index`.
@@ -731,7 +736,9 @@ fn parse_origin(value: &str) -> Result<(u64, u64), SdpErrorKind> {
         return Err(SdpErrorKind::BadOrigin("the network type must be IN"));
     }
     if addr_type != "IP4" && addr_type != "IP6" {
-        return Err(SdpErrorKind::BadOrigin("the address type must be IP4 or IP6"));
+        return Err(SdpErrorKind::BadOrigin(
+            "the address type must be IP4 or IP6",
+        ));
     }
     Ok((id, version))
 }
@@ -774,12 +781,13 @@ fn parse_timing(value: &str) -> Result<(), SdpErrorKind> {
 /// `m=<media> <port> UDP/CARRIER <options>`, with room for `candidates` candidates.
 fn parse_media_line(value: &str, candidates: usize) -> Result<MediaDescription, SdpErrorKind> {
     let mut fields = value.split(' ');
-    let stream_type = fields
-        .next()
-        .and_then(StreamType::from_sdp_media)
-        .ok_or(SdpErrorKind::BadMedia(
-            "the media must be audio, video, text, application or message",
-        ))?;
+    let stream_type =
+        fields
+            .next()
+            .and_then(StreamType::from_sdp_media)
+            .ok_or(SdpErrorKind::BadMedia(
+                "the media must be audio, video, text, application or message",
+            ))?;
     let port = fields.next().unwrap_or("");
     if port.contains('/') {
         return Err(SdpErrorKind::BadMedia("port ranges are not supported"));
@@ -877,7 +885,8 @@ fn parse_candidate(value: &str) -> Result<Candidate, &'static str> {
     if !next("no transport")?.eq_ignore_ascii_case("udp") {
         return Err("the transport must be UDP");
     }
-    let priority = dec_u32(next("no priority")?).ok_or("the priority is not a decimal 32-bit number")?;
+    let priority =
+        dec_u32(next("no priority")?).ok_or("the priority is not a decimal 32-bit number")?;
     let ip = parse_ip(next("no address")?)?;
     let port = dec_u16(next("no port")?).ok_or("the port is not a decimal 16-bit number")?;
     if next("no `typ`")? != "typ" {
@@ -889,7 +898,10 @@ fn parse_candidate(value: &str) -> Result<Candidate, &'static str> {
     let mut related = None;
     let mut first = true;
     while let Some(name) = fields.next() {
-        let value = fields.next().filter(|v| !v.is_empty()).ok_or("an extension without a value")?;
+        let value = fields
+            .next()
+            .filter(|v| !v.is_empty())
+            .ok_or("an extension without a value")?;
         match name {
             "raddr" if first => {
                 let ip = parse_ip(value)?;
@@ -902,7 +914,9 @@ fn parse_candidate(value: &str) -> Result<Candidate, &'static str> {
                     .ok_or("rport is not a decimal 16-bit number")?;
                 related = Some(SocketAddr::new(ip, port));
             }
-            "raddr" | "rport" => return Err("raddr and rport must come as a pair right after the type"),
+            "raddr" | "rport" => {
+                return Err("raddr and rport must come as a pair right after the type");
+            }
             "" => return Err("an empty extension name"),
             _ => {}
         }
@@ -920,5 +934,6 @@ fn parse_candidate(value: &str) -> Result<Candidate, &'static str> {
 
 /// An IPv4 or IPv6 literal (IPv6 without brackets, no zone).
 fn parse_ip(s: &str) -> Result<IpAddr, &'static str> {
-    s.parse().map_err(|_| "the address is not an IPv4 or IPv6 literal")
+    s.parse()
+        .map_err(|_| "the address is not an IPv4 or IPv6 literal")
 }

@@ -7,8 +7,7 @@ use core::net::SocketAddr;
 use super::parse::{
     ACTIVE_PORT, ATTR_BUNDLE, ATTR_CANDIDATE, ATTR_IDENTITY, ATTR_KEY, ATTR_MID, ATTR_PWD,
     ATTR_REFUSE, ATTR_REPLY_TO, ATTR_UFRAG, MAX_COMPONENT, MAX_FOUNDATION_LEN, PROTO, PWD_LEN,
-    PWD_RULE, UFRAG_LEN, UFRAG_RULE, check_bundle, check_hex_len, is_ice_string,
-    is_valid_reason,
+    PWD_RULE, UFRAG_LEN, UFRAG_RULE, check_bundle, check_hex_len, is_ice_string, is_valid_reason,
 };
 use super::{SdpError, SdpErrorKind, SessionDescription};
 use crate::types::{Candidate, StreamOptions};
@@ -86,11 +85,17 @@ impl SessionDescription {
         // v=, o=, s=, t= come first.
         let mut line = 5;
         if !is_ice_string(&self.ice_ufrag, UFRAG_LEN.0, UFRAG_LEN.1) {
-            return Err(SdpError::new(line, SdpErrorKind::BadIceCredential(UFRAG_RULE)));
+            return Err(SdpError::new(
+                line,
+                SdpErrorKind::BadIceCredential(UFRAG_RULE),
+            ));
         }
         line += 1;
         if !is_ice_string(&self.ice_pwd, PWD_LEN.0, PWD_LEN.1) {
-            return Err(SdpError::new(line, SdpErrorKind::BadIceCredential(PWD_RULE)));
+            return Err(SdpError::new(
+                line,
+                SdpErrorKind::BadIceCredential(PWD_RULE),
+            ));
         }
         if let Some(bundle) = &self.bundle {
             line += 1;
@@ -154,7 +159,11 @@ impl SessionDescription {
             write!(w, "a={ATTR_REPLY_TO}:{reply_to}\r\n")?;
         }
         if let Some(refusal) = &self.refusal {
-            write!(w, "a={ATTR_REFUSE}:{} {}\r\n", refusal.status, refusal.reason)?;
+            write!(
+                w,
+                "a={ATTR_REFUSE}:{} {}\r\n",
+                refusal.status, refusal.reason
+            )?;
         }
         for (value, attribute) in [(&self.key, ATTR_KEY), (&self.identity, ATTR_IDENTITY)] {
             if let Some(bytes) = value {

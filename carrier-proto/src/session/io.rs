@@ -157,9 +157,14 @@ impl Session {
             transaction: check.transaction,
             observed: remote,
         };
-        self.send(ctx, now, (local, remote), check.source, PacketType::CheckAck, |out| {
-            ack.emit(out)
-        });
+        self.send(
+            ctx,
+            now,
+            (local, remote),
+            check.source,
+            PacketType::CheckAck,
+            |out| ack.emit(out),
+        );
         if self.phase == SessionPhase::Started {
             self.last_rx = now;
             let rng = &mut ctx.rng;
@@ -249,7 +254,11 @@ impl Session {
     }
 
     /// The largest payload one `write` on `stream` can carry on this path.
-    pub(crate) fn max_datagram_size(&self, ctx: &Context, stream: StreamId) -> Result<usize, Error> {
+    pub(crate) fn max_datagram_size(
+        &self,
+        ctx: &Context,
+        stream: StreamId,
+    ) -> Result<usize, Error> {
         self.stream(stream).ok_or(Error::UnknownStream)?;
         Ok(ctx
             .config
@@ -293,7 +302,12 @@ impl Session {
     }
 
     /// Closes one stream and tells the peer.
-    pub(crate) fn close_stream(&mut self, ctx: &mut Context, now: Instant, stream: StreamId) -> Result<(), Error> {
+    pub(crate) fn close_stream(
+        &mut self,
+        ctx: &mut Context,
+        now: Instant,
+        stream: StreamId,
+    ) -> Result<(), Error> {
         let s = self.stream(stream).ok_or(Error::UnknownStream)?;
         if s.state.is_terminal() {
             return Ok(());
@@ -305,7 +319,12 @@ impl Session {
             };
             self.send_frames(ctx, now, &[frame]);
         }
-        self.set_state(ctx, stream.index(), StreamState::Closed, Some(StateReason::ClosedLocally));
+        self.set_state(
+            ctx,
+            stream.index(),
+            StreamState::Closed,
+            Some(StateReason::ClosedLocally),
+        );
         Ok(())
     }
 

@@ -107,7 +107,12 @@ impl Session {
         self.phase = SessionPhase::Requested {
             deadline: now + ctx.config.request_timeout,
         };
-        self.set_states_from(ctx, StreamState::Initialized, StreamState::TransportReady, None);
+        self.set_states_from(
+            ctx,
+            StreamState::Initialized,
+            StreamState::TransportReady,
+            None,
+        );
         Ok(PendingOffer {
             session: self.id,
             offer: Offer(desc),
@@ -117,7 +122,12 @@ impl Session {
     /// Takes the peer's description: its id and its candidates (deduplicated).
     fn learn_remote(&mut self, desc: &SessionDescription) {
         let mut candidates: Vec<Candidate> = Vec::new();
-        for c in desc.media.iter().filter(|m| !m.rejected).flat_map(|m| &m.candidates) {
+        for c in desc
+            .media
+            .iter()
+            .filter(|m| !m.rejected)
+            .flat_map(|m| &m.candidates)
+        {
             if !candidates.iter().any(|k| k.address == c.address) {
                 candidates.push(c.clone());
             }
@@ -218,7 +228,11 @@ impl Session {
 
     /// The peer's answer arrived (through the endpoint or `start_with`): completes the
     /// request and reports it. Returns whether the peer accepted.
-    pub(crate) fn complete_request(&mut self, ctx: &mut Context, answer: &Answer) -> Result<bool, Error> {
+    pub(crate) fn complete_request(
+        &mut self,
+        ctx: &mut Context,
+        answer: &Answer,
+    ) -> Result<bool, Error> {
         if !matches!(self.phase, SessionPhase::Requested { .. }) {
             return Err(self.phase_error("complete_request"));
         }
@@ -272,12 +286,18 @@ impl Session {
         for i in 0..self.streams.len() {
             let remote = answer.0.media.get(i);
             let (to, reason) = match remote {
-                Some(m) if m.rejected => (StreamState::Deactivated, Some(StateReason::NotInRemoteDescription)),
+                Some(m) if m.rejected => (
+                    StreamState::Deactivated,
+                    Some(StateReason::NotInRemoteDescription),
+                ),
                 Some(m) if self.streams[i].matches(m.stream_type, m.options) => {
                     (StreamState::Connecting, None)
                 }
                 Some(_) => (StreamState::Deactivated, Some(StateReason::Mismatch)),
-                None => (StreamState::Deactivated, Some(StateReason::NotInRemoteDescription)),
+                None => (
+                    StreamState::Deactivated,
+                    Some(StateReason::NotInRemoteDescription),
+                ),
             };
             if self.streams[i].state == StreamState::TransportReady {
                 self.set_state(ctx, i, to, reason);
@@ -292,7 +312,12 @@ impl Session {
         if self.phase != SessionPhase::Replied {
             return Err(self.phase_error("start"));
         }
-        self.set_states_from(ctx, StreamState::TransportReady, StreamState::Connecting, None);
+        self.set_states_from(
+            ctx,
+            StreamState::TransportReady,
+            StreamState::Connecting,
+            None,
+        );
         self.begin_checks(ctx, now, false);
         Ok(())
     }
@@ -302,8 +327,15 @@ impl Session {
         self.phase = SessionPhase::Started;
         self.last_rx = now;
         self.last_tx = now;
-        let connecting = self.streams.iter().any(|s| s.state == StreamState::Connecting);
-        let remotes = self.remote.as_ref().map(|r| r.candidates.as_slice()).unwrap_or(&[]);
+        let connecting = self
+            .streams
+            .iter()
+            .any(|s| s.state == StreamState::Connecting);
+        let remotes = self
+            .remote
+            .as_ref()
+            .map(|r| r.candidates.as_slice())
+            .unwrap_or(&[]);
         if connecting {
             let rng = &mut ctx.rng;
             self.path.start(

@@ -78,7 +78,10 @@ impl Path {
     ) {
         self.pairs.clear();
         for l in locals {
-            for r in remotes.iter().filter(|r| r.address.is_ipv4() == l.address.is_ipv4()) {
+            for r in remotes
+                .iter()
+                .filter(|r| r.address.is_ipv4() == l.address.is_ipv4())
+            {
                 if self.pairs.len() == MAX_PAIRS {
                     break;
                 }
@@ -201,7 +204,11 @@ impl Path {
 
     /// An ack arrived: if it matches a pair's check, marks it and selects it when nothing
     /// is selected yet. Returns true when this ack selected the path.
-    pub(crate) fn on_ack(&mut self, transaction: &[u8; TRANSACTION_ID_LEN], from: SocketAddr) -> bool {
+    pub(crate) fn on_ack(
+        &mut self,
+        transaction: &[u8; TRANSACTION_ID_LEN],
+        from: SocketAddr,
+    ) -> bool {
         let Some(i) = self
             .pairs
             .iter()
@@ -251,7 +258,11 @@ mod tests {
     fn pairs_match_families_and_first_ack_selects() {
         let mut p = Path::default();
         let locals = [host("192.0.2.1:1"), host("[2001:db8::1]:1")];
-        let remotes = [host("192.0.2.2:2"), host("[2001:db8::2]:2"), host("198.51.100.2:2")];
+        let remotes = [
+            host("192.0.2.2:2"),
+            host("[2001:db8::2]:2"),
+            host("198.51.100.2:2"),
+        ];
         let mut n = 0u8;
         p.start(
             Instant::ZERO,
@@ -267,10 +278,16 @@ mod tests {
         );
         assert_eq!(p.pairs.len(), 3);
         assert_eq!(p.due_checks(Instant::ZERO, Duration::from_secs(1)).len(), 3);
-        assert!(p.due_checks(Instant::ZERO, Duration::from_secs(1)).is_empty());
+        assert!(
+            p.due_checks(Instant::ZERO, Duration::from_secs(1))
+                .is_empty()
+        );
         let t = p.pairs[1].transaction;
         let from = p.pairs[1].remote.address;
-        assert!(!p.on_ack(&t, "192.0.2.99:9".parse().unwrap()), "ack from the wrong address");
+        assert!(
+            !p.on_ack(&t, "192.0.2.99:9".parse().unwrap()),
+            "ack from the wrong address"
+        );
         assert!(p.on_ack(&t, from));
         assert_eq!(p.selected().unwrap().remote.address, from);
         assert_eq!(p.next_timeout(), Instant::FAR_FUTURE);

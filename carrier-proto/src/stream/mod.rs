@@ -2,8 +2,8 @@
 
 mod state;
 
-pub use state::{StateReason, TransitionError};
 pub(crate) use state::transition_allowed;
+pub use state::{StateReason, TransitionError};
 
 use core::fmt;
 

@@ -80,7 +80,14 @@ mod tests {
 
     #[test]
     fn the_happy_path_is_allowed() {
-        let path = [Raw, Initialized, TransportReady, Connecting, Connected, Closed];
+        let path = [
+            Raw,
+            Initialized,
+            TransportReady,
+            Connecting,
+            Connected,
+            Closed,
+        ];
         for w in path.windows(2) {
             assert!(transition_allowed(w[0], w[1]), "{:?} → {:?}", w[0], w[1]);
         }

@@ -1,0 +1,413 @@
+//! The simulator: carrier-proto endpoints talking over a [`Netem`] in virtual time.
+//!
+//! [`Sim`] owns the network and every peer's [`Endpoint`]. [`Sim::step`] advances virtual
+//! time to the next thing that happens (a datagram landing or a peer's timer), feeds it to
+//! the core, and drains the core's outputs: transmits go into the network, events into the
+//! peer's log. Everything is seeded from one `u64`, so a failing run is reproduced by its
+//! seed alone.
+//!
+//! ```
+//! use carrier_tests::sim::Sim;
+//! use carrier_proto::{StreamOptions, StreamState, StreamType};
+//! let mut sim = Sim::new(1);
+//! let (a, b) = (sim.add_peer("alice"), sim.add_peer("bob"));
+//! let hs = sim.handshake(a, b, &[(StreamType::Application, StreamOptions::empty())]);
+//! assert!(sim.run_until_connected(&hs, 1));
+//! assert_eq!(sim.stream_state(b, hs.answerer, 0), StreamState::Connected);
+//! ```
+
+use core::time::Duration;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+use carrier_proto::{
+    Answer, Config, Endpoint, Event, Input, Instant, Offer, Output, Reply, SessionId, StreamId,
+    StreamOptions, StreamState, StreamType,
+};
+
+use crate::netem::{Datagram, LinkConfig, Netem};
+
+/// A peer's index in the simulation.
+pub type PeerIdx = usize;
+
+/// One simulated host: an endpoint on one address, and everything it reported.
+#[derive(Debug)]
+pub struct Peer {
+    /// For messages.
+    pub name: String,
+    /// Its (virtual) address.
+    pub addr: SocketAddr,
+    /// The core under test.
+    pub endpoint: Endpoint,
+    /// Every event, with the time it was reported.
+    pub events: Vec<(Instant, Event)>,
+    /// The instant the endpoint last asked to be woken at.
+    timeout: Instant,
+}
+
+/// The two sessions of a completed offer/answer exchange.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Handshake {
+    /// The offering peer.
+    pub offerer_peer: PeerIdx,
+    /// The answering peer.
+    pub answerer_peer: PeerIdx,
+    /// The offerer's session.
+    pub offerer: SessionId,
+    /// The answerer's session.
+    pub answerer: SessionId,
+}
+
+/// Endpoints, a network, and virtual time.
+#[derive(Debug)]
+pub struct Sim {
+    /// Current virtual time.
+    pub now: Instant,
+    /// The network between the peers.
+    pub net: Netem,
+    /// The peers, by [`PeerIdx`].
+    pub peers: Vec<Peer>,
+    seed: u64,
+    /// Steps taken (a bound on it turns a livelock into a test failure, not a hang).
+    pub steps: u64,
+}
+
+/// A peer's config seed, derived from the simulation seed and its index.
+fn peer_seed(seed: u64, idx: usize) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    out[..8].copy_from_slice(&seed.to_le_bytes());
+    out[8..16].copy_from_slice(&(idx as u64).to_le_bytes());
+    out[16..24].copy_from_slice(b"carrier!");
+    out
+}
+
+impl Sim {
+    /// An empty simulation; the network's default link is [`LinkConfig::lan`].
+    pub fn new(seed: u64) -> Self {
+        let mut net = Netem::new(seed ^ 0x5eed_0f_4e7e);
+        net.set_default_link(LinkConfig::lan());
+        Sim {
+            now: Instant::ZERO,
+            net,
+            peers: Vec::new(),
+            seed,
+            steps: 0,
+        }
+    }
+
+    /// The seed this simulation was made with.
+    pub fn seed(&self) -> u64 {
+        self.seed
+    }
+
+    /// Adds a peer with the default config at the next free address (192.0.2.x:7000).
+    pub fn add_peer(&mut self, name: &str) -> PeerIdx {
+        self.add_peer_with(name, Config::default())
+    }
+
+    /// Adds a peer with `config` (its seed is replaced by one derived from the sim's).
+    pub fn add_peer_with(&mut self, name: &str, config: Config) -> PeerIdx {
+        let idx = self.peers.len();
+        let addr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1 + idx as u8)), 7000);
+        let mut endpoint = Endpoint::new(config.with_seed(peer_seed(self.seed, idx)));
+        endpoint.add_host_candidate(addr);
+        self.peers.push(Peer {
+            name: name.to_owned(),
+            addr,
+            endpoint,
+            events: Vec::new(),
+            timeout: Instant::FAR_FUTURE,
+        });
+        idx
+    }
+
+    /// The endpoint of a peer.
+    pub fn ep(&mut self, peer: PeerIdx) -> &mut Endpoint {
+        &mut self.peers[peer].endpoint
+    }
+
+    /// Sets the link in both directions between two peers.
+    pub fn set_link(&mut self, a: PeerIdx, b: PeerIdx, cfg: LinkConfig) {
+        let (aa, ba) = (self.peers[a].addr, self.peers[b].addr);
+        self.net.set_link_both(aa, ba, cfg);
+    }
+
+    /// Cuts (or restores) the path between two peers.
+    pub fn partition(&mut self, a: PeerIdx, b: PeerIdx, on: bool) {
+        let (aa, ba) = (self.peers[a].addr, self.peers[b].addr);
+        self.net.partition(aa, ba, on);
+    }
+
+    /// Drains a peer's outputs: transmits into the network, events into its log. Call after
+    /// any application call on the peer's endpoint.
+    pub fn drain(&mut self, peer: PeerIdx) {
+        let now = self.now;
+        let p = &mut self.peers[peer];
+        loop {
+            match p.endpoint.poll_output() {
+                Output::Transmit(t) => {
+                    self.net
+                        .send(now, Datagram::new(t.source, t.destination, t.contents));
+                }
+                Output::Event(e) => p.events.push((now, e)),
+                Output::Timeout(at) => {
+                    p.timeout = at;
+                    return;
+                }
+            }
+        }
+    }
+
+    /// When the next thing happens, if anything is pending.
+    pub fn next_event_time(&self) -> Option<Instant> {
+        let timer = self
+            .peers
+            .iter()
+            .map(|p| p.timeout)
+            .min()
+            .unwrap_or(Instant::FAR_FUTURE);
+        let next = self.net.next_delivery().map_or(timer, |d| d.min(timer));
+        (next != Instant::FAR_FUTURE).then_some(next)
+    }
+
+    /// Advances to the next delivery or timer and processes everything due then. Returns
+    /// false if nothing is pending (the simulation is quiescent).
+    pub fn step(&mut self) -> bool {
+        let Some(next) = self.next_event_time() else {
+            return false;
+        };
+        self.steps += 1;
+        self.now = self.now.max(next);
+        let now = self.now;
+        while let Some(d) = self.net.pop_due(now) {
+            if let Some(idx) = self.peers.iter().position(|p| p.addr == d.destination) {
+                self.peers[idx].endpoint.handle_input(Input::Receive {
+                    now,
+                    source: d.source,
+                    destination: d.destination,
+                    contents: d.contents,
+                });
+                self.drain(idx);
+            }
+        }
+        for idx in 0..self.peers.len() {
+            if self.peers[idx].timeout <= now {
+                self.peers[idx].endpoint.handle_input(Input::Timeout(now));
+                self.drain(idx);
+            }
+        }
+        true
+    }
+
+    /// Steps until `done` holds, nothing is pending, or virtual time passes `deadline`.
+    /// Returns whether `done` held. At most `max_steps` steps: a livelock fails, not hangs.
+    pub fn run_until(&mut self, deadline: Instant, mut done: impl FnMut(&mut Sim) -> bool) -> bool {
+        const MAX_STEPS: u64 = 5_000_000;
+        let start = self.steps;
+        loop {
+            if done(self) {
+                return true;
+            }
+            match self.next_event_time() {
+                Some(t) if t <= deadline => {}
+                _ => {
+                    self.now = self
+                        .now
+                        .max(deadline.min(self.now + Duration::from_secs(3600)));
+                    return done(self);
+                }
+            }
+            assert!(
+                self.steps - start < MAX_STEPS,
+                "seed {}: no progress after {MAX_STEPS} steps (livelock?)",
+                self.seed
+            );
+            self.step();
+        }
+    }
+
+    /// Runs for `d` of virtual time, processing everything due in it.
+    pub fn run_for(&mut self, d: Duration) {
+        let deadline = self.now + d;
+        self.run_until(deadline, |_| false);
+    }
+
+    /// Does the seed's offer/answer between `a` (offerer) and `b` (answerer) with the same
+    /// streams on both sides, signaling in zero time, and starts both. Panics on any error:
+    /// it is the happy path other tests build on.
+    pub fn handshake(
+        &mut self,
+        a: PeerIdx,
+        b: PeerIdx,
+        streams: &[(StreamType, StreamOptions)],
+    ) -> Handshake {
+        self.handshake_with(a, b, streams, streams)
+    }
+
+    /// [`Sim::handshake`] with different streams on each side.
+    pub fn handshake_with(
+        &mut self,
+        a: PeerIdx,
+        b: PeerIdx,
+        offered: &[(StreamType, StreamOptions)],
+        answered: &[(StreamType, StreamOptions)],
+    ) -> Handshake {
+        let now = self.now;
+        let (an, bn) = (self.peers[a].name.clone(), self.peers[b].name.clone());
+        let s1 = self.ep(a).new_session(&bn).expect("new_session");
+        for &(t, o) in offered {
+            self.ep(a)
+                .session(s1)
+                .and_then(|mut s| s.add_stream(t, o))
+                .expect("add_stream");
+        }
+        let pending = self
+            .ep(a)
+            .session(s1)
+            .and_then(|mut s| s.request(now, "sim"))
+            .expect("request");
+        self.drain(a);
+        let offer = self.deliver_offer(b, &an, &pending.offer().to_sdp_string());
+        let s2 = self.ep(b).new_session(&an).expect("new_session");
+        for &(t, o) in answered {
+            self.ep(b)
+                .session(s2)
+                .and_then(|mut s| s.add_stream(t, o))
+                .expect("add_stream");
+        }
+        let answer = self
+            .ep(b)
+            .session(s2)
+            .and_then(|mut s| s.reply(&offer, Reply::Accept))
+            .expect("reply");
+        self.ep(b)
+            .session(s2)
+            .and_then(|mut s| s.start(now))
+            .expect("start");
+        self.drain(b);
+        let limits = self.peers[a].endpoint.config().sdp.clone();
+        let answer = Answer::parse(&answer.to_sdp_string(), &limits).expect("answer parses");
+        self.ep(a)
+            .handle_answer(&answer.to_sdp_string())
+            .expect("handle_answer");
+        self.ep(a)
+            .session(s1)
+            .and_then(|mut s| s.start_with(now, pending, answer))
+            .expect("start_with");
+        self.drain(a);
+        Handshake {
+            offerer_peer: a,
+            answerer_peer: b,
+            offerer: s1,
+            answerer: s2,
+        }
+    }
+
+    /// Hands an offer to peer `to` as its signaling would, and returns the offer from the
+    /// resulting [`Event::SessionRequest`].
+    pub fn deliver_offer(&mut self, to: PeerIdx, from_name: &str, sdp: &str) -> Offer {
+        self.ep(to)
+            .handle_offer(from_name, sdp)
+            .expect("handle_offer");
+        self.drain(to);
+        self.peers[to]
+            .events
+            .iter()
+            .rev()
+            .find_map(|(_, e)| match e {
+                Event::SessionRequest { offer, .. } => Some(offer.clone()),
+                _ => None,
+            })
+            .expect("a SessionRequest event")
+    }
+
+    /// A stream's state (panics if the session or stream is gone).
+    pub fn stream_state(
+        &mut self,
+        peer: PeerIdx,
+        session: SessionId,
+        stream: usize,
+    ) -> StreamState {
+        let id = stream_id(self, peer, session, stream);
+        self.ep(peer)
+            .session(session)
+            .and_then(|s| s.stream_state(id))
+            .expect("stream exists")
+    }
+
+    /// Whether every stream that is not Deactivated has reached a terminal or Connected
+    /// state on both sides.
+    pub fn settled(&mut self, hs: &Handshake) -> bool {
+        [
+            (hs.offerer_peer, hs.offerer),
+            (hs.answerer_peer, hs.answerer),
+        ]
+        .into_iter()
+        .all(|(p, s)| {
+            let n = self.ep(p).session(s).map(|s| s.stream_count()).unwrap_or(0);
+            (0..n).all(|i| {
+                let st = self.stream_state(p, s, i);
+                st == StreamState::Connected || st.is_terminal()
+            })
+        })
+    }
+
+    /// Runs until stream `stream` is Connected on both sides, or for at most a minute of
+    /// virtual time. Returns whether it connected.
+    pub fn run_until_connected(&mut self, hs: &Handshake, streams: usize) -> bool {
+        let deadline = self.now + Duration::from_secs(60);
+        let hs = *hs;
+        self.run_until(deadline, |sim| {
+            (0..streams).all(|i| {
+                sim.stream_state(hs.offerer_peer, hs.offerer, i) == StreamState::Connected
+                    && sim.stream_state(hs.answerer_peer, hs.answerer, i) == StreamState::Connected
+            })
+        })
+    }
+
+    /// The data events a peer received on a session's stream, in order.
+    pub fn received(&self, peer: PeerIdx, session: SessionId, stream: usize) -> Vec<bytes::Bytes> {
+        self.peers[peer]
+            .events
+            .iter()
+            .filter_map(|(_, e)| match e {
+                Event::StreamData {
+                    session: s,
+                    stream: st,
+                    data,
+                } if *s == session && st.index() == stream => Some(data.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Every state a peer's stream went through, with the reason, in order.
+    pub fn state_log(
+        &self,
+        peer: PeerIdx,
+        session: SessionId,
+        stream: usize,
+    ) -> Vec<(StreamState, Option<carrier_proto::StateReason>)> {
+        self.peers[peer]
+            .events
+            .iter()
+            .filter_map(|(_, e)| match e {
+                Event::StateChanged {
+                    session: s,
+                    stream: st,
+                    state,
+                    reason,
+                } if *s == session && st.index() == stream => Some((*state, *reason)),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+/// The `StreamId` of a stream by index (panics if there is none).
+pub fn stream_id(sim: &mut Sim, peer: PeerIdx, session: SessionId, index: usize) -> StreamId {
+    sim.ep(peer)
+        .session(session)
+        .ok()
+        .and_then(|s| s.stream_at(index))
+        .expect("the stream exists")
+}
