@@ -56,6 +56,8 @@
 //! - `endpoint`: routing, the output queues, [`SessionMut`].
 #![no_std]
 #![forbid(unsafe_code)]
+// Peer input must never panic the core: no unwrap/expect outside tests.
+#![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
 extern crate alloc;
 #[cfg(feature = "std")]

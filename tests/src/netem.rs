@@ -26,8 +26,8 @@
 //! use carrier_tests::netem::{Datagram, LinkConfig, Netem};
 //! use core::time::Duration;
 //!
-//! let a = "10.0.0.1:5000".parse().unwrap();
-//! let b = "10.0.0.2:5000".parse().unwrap();
+//! let a = "192.0.2.1:5000".parse().unwrap();
+//! let b = "192.0.2.2:5000".parse().unwrap();
 //! let mut net = Netem::new(7);
 //! net.set_link_both(a, b, LinkConfig::ideal().with_delay(Duration::from_millis(20)));
 //! net.send(Instant::ZERO, Datagram::new(a, b, &b"hello"[..]));

@@ -83,7 +83,7 @@ fn peer_seed(seed: u64, idx: usize) -> [u8; 32] {
 impl Sim {
     /// An empty simulation; the network's default link is [`LinkConfig::lan`].
     pub fn new(seed: u64) -> Self {
-        let mut net = Netem::new(seed ^ 0x5eed_0f_4e7e);
+        let mut net = Netem::new(seed ^ 0x5eed_0f4e_7e00);
         net.set_default_link(LinkConfig::lan());
         Sim {
             now: Instant::ZERO,

@@ -26,7 +26,7 @@ use crate::error::Error;
 use crate::event::Event;
 use crate::negotiation::{Answer, Offer};
 use crate::packet::{Header, PacketError, is_carrier_packet, peek_destination};
-use crate::session::{Session, SessionId};
+use crate::session::{Incoming, Session, SessionId};
 use crate::time::Instant;
 use crate::types::Candidate;
 
@@ -366,15 +366,15 @@ impl Endpoint {
         let Some(session) = self.slots[slot].session.as_mut() else {
             return;
         };
-        if let Err(drop) = session.handle_packet(
-            &mut self.ctx,
+        let packet = Incoming {
             now,
             local,
-            source,
-            &header,
+            remote: source,
+            header: &header,
             payload,
-            &contents,
-        ) {
+            datagram: &contents,
+        };
+        if let Err(drop) = session.handle_packet(&mut self.ctx, packet) {
             match drop {
                 crate::session::Drop::Malformed => self.ctx.stats.dropped_malformed += 1,
                 crate::session::Drop::Unexpected => self.ctx.stats.dropped_unexpected += 1,

@@ -15,6 +15,21 @@ use crate::stream::{StateReason, StreamId};
 use crate::time::Instant;
 use crate::types::{CloseReason, StreamState};
 
+/// A datagram routed to this session, checksum verified, with where it came from.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Incoming<'a> {
+    pub(crate) now: Instant,
+    /// Our address it arrived on.
+    pub(crate) local: SocketAddr,
+    /// The sender's address.
+    pub(crate) remote: SocketAddr,
+    pub(crate) header: &'a Header,
+    /// Between header and trailer.
+    pub(crate) payload: &'a [u8],
+    /// The whole datagram, for zero-copy slices of it.
+    pub(crate) datagram: &'a Bytes,
+}
+
 /// Why the endpoint dropped a packet after routing it to a session.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Drop {
@@ -117,20 +132,19 @@ impl Session {
     }
 
     /// A packet for this session, already routed and checksum-verified.
-    pub(crate) fn handle_packet(
-        &mut self,
-        ctx: &mut Context,
-        now: Instant,
-        local: SocketAddr,
-        remote: SocketAddr,
-        header: &Header,
-        payload: &[u8],
-        datagram: &Bytes,
-    ) -> Result<(), Drop> {
+    pub(crate) fn handle_packet(&mut self, ctx: &mut Context, packet: Incoming<'_>) -> Result<(), Drop> {
         if self.phase == SessionPhase::Ended {
             return Err(Drop::Unexpected);
         }
-        match header.packet_type {
+        let Incoming {
+            now,
+            local,
+            remote,
+            payload,
+            datagram,
+            ..
+        } = packet;
+        match packet.header.packet_type {
             PacketType::Check => self.on_check(ctx, now, local, remote, payload),
             PacketType::CheckAck => self.on_check_ack(ctx, now, remote, payload),
             PacketType::Data => self.on_data(ctx, now, remote, payload, datagram),

@@ -343,8 +343,7 @@ impl Session {
                 &ctx.hosts,
                 remotes,
                 controlling,
-                ctx.config.check_interval_initial,
-                ctx.config.connect_timeout,
+                &ctx.config,
                 || {
                     let mut t = [0; crate::packet::TRANSACTION_ID_LEN];
                     rng.fill(&mut t);

@@ -10,7 +10,7 @@ mod io;
 mod lifecycle;
 mod path;
 
-pub(crate) use io::Drop;
+pub(crate) use io::{Drop, Incoming};
 pub(crate) use path::Path;
 
 use alloc::string::String;

@@ -15,6 +15,7 @@ use alloc::vec::Vec;
 use core::net::SocketAddr;
 use core::time::Duration;
 
+use crate::config::Config;
 use crate::packet::TRANSACTION_ID_LEN;
 use crate::time::Instant;
 use crate::types::{AddressInfo, Candidate, CandidateType, NetworkTopology, TransportInfo};
@@ -72,8 +73,7 @@ impl Path {
         locals: &[Candidate],
         remotes: &[Candidate],
         controlling: bool,
-        initial: Duration,
-        connect_timeout: Duration,
+        config: &Config,
         mut transaction: impl FnMut() -> [u8; TRANSACTION_ID_LEN],
     ) {
         self.pairs.clear();
@@ -101,11 +101,11 @@ impl Path {
             }
         }
         // Stable sort: equal priorities keep the deterministic candidate order.
-        self.pairs.sort_by(|a, b| b.priority.cmp(&a.priority));
+        self.pairs.sort_by_key(|p| core::cmp::Reverse(p.priority));
         self.running = true;
-        self.interval = initial;
+        self.interval = config.check_interval_initial;
         self.next_check = Some(now);
-        self.deadline = Some(now + connect_timeout);
+        self.deadline = Some(now + config.connect_timeout);
     }
 
     /// Stops all checking (the session ended).
@@ -250,6 +250,14 @@ impl Path {
 mod tests {
     use super::*;
 
+    fn config(initial_ms: u64, timeout_ms: u64) -> Config {
+        Config {
+            check_interval_initial: Duration::from_millis(initial_ms),
+            connect_timeout: Duration::from_millis(timeout_ms),
+            ..Config::default()
+        }
+    }
+
     fn host(addr: &str) -> Candidate {
         Candidate::host(addr.parse().unwrap(), 65535)
     }
@@ -269,8 +277,7 @@ mod tests {
             &locals,
             &remotes,
             true,
-            Duration::from_millis(100),
-            Duration::from_secs(10),
+            &config(100, 10_000),
             || {
                 n += 1;
                 [n; 12]
@@ -302,8 +309,7 @@ mod tests {
             &[host("192.0.2.1:1")],
             &[host("192.0.2.2:2")],
             false,
-            Duration::from_millis(100),
-            Duration::from_secs(1),
+            &config(100, 1000),
             || [0; 12],
         );
         let mut sends = Vec::new();
@@ -326,8 +332,7 @@ mod tests {
             &[host("192.0.2.1:1")],
             &[host("192.0.2.2:2")],
             true,
-            Duration::from_millis(100),
-            Duration::from_secs(1),
+            &config(100, 1000),
             || [1; 12],
         );
         let local = "192.0.2.1:1".parse().unwrap();

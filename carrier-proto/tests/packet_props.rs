@@ -1,0 +1,83 @@
+//! Property tests of the packet decoders: arbitrary bytes never panic, and whatever decodes
+//! re-encodes to the same bytes (the formats have exactly one encoding).
+
+use bytes::BytesMut;
+use carrier_proto::CloseReason;
+use carrier_proto::packet::{
+    Check, CheckAck, Frame, FrameIter, Header, OVERHEAD, PacketType, peek_destination,
+    write_packet,
+};
+use proptest::prelude::*;
+
+fn frame() -> impl Strategy<Value = (u8, u8, Vec<u8>)> {
+    (0u8..4, any::<u8>(), proptest::collection::vec(any::<u8>(), 0..300))
+}
+
+fn build<'a>(kind: u8, x: u8, data: &'a [u8]) -> Frame<'a> {
+    match kind {
+        0 => Frame::Padding,
+        1 => Frame::Ping,
+        2 => Frame::Datagram { stream: x, data },
+        _ => Frame::Close {
+            scope: x,
+            reason: CloseReason::from_u8(x % 3).expect("0..3"),
+        },
+    }
+}
+
+proptest! {
+    #[test]
+    fn arbitrary_bytes_never_panic(data in proptest::collection::vec(any::<u8>(), 0..2000)) {
+        let _ = Header::parse(&data);
+        let _ = peek_destination(&data);
+        let _ = Check::parse(&data);
+        let _ = CheckAck::parse(&data);
+        let frames: Vec<_> = FrameIter::new(&data).collect();
+        // The iterator stops at the first error and never yields more items than bytes.
+        prop_assert!(frames.len() <= data.len());
+        if let Some(i) = frames.iter().position(|f| f.is_err()) {
+            prop_assert_eq!(i, frames.len() - 1);
+        }
+    }
+
+    #[test]
+    fn frames_round_trip(frames in proptest::collection::vec(frame(), 0..20)) {
+        let built: Vec<Frame<'_>> = frames.iter().map(|(k, x, d)| build(*k, *x, d)).collect();
+        let mut out = BytesMut::new();
+        for f in &built {
+            f.emit(&mut out);
+        }
+        let back: Vec<Frame<'_>> = FrameIter::new(&out).collect::<Result<_, _>>().expect("valid");
+        prop_assert_eq!(back, built);
+    }
+
+    #[test]
+    fn packets_round_trip_and_any_flip_is_caught(
+        ty in 0u8..3,
+        destination in any::<u64>(),
+        packet_number in any::<u64>(),
+        payload in proptest::collection::vec(any::<u8>(), 0..1200),
+        flip in any::<usize>(),
+    ) {
+        let packet_type = [PacketType::Check, PacketType::CheckAck, PacketType::Data][ty as usize];
+        let header = Header { packet_type, destination, packet_number };
+        let mut out = BytesMut::new();
+        write_packet(&mut out, &header, |o| o.extend_from_slice(&payload));
+        prop_assert_eq!(out.len(), OVERHEAD + payload.len());
+        prop_assert_eq!(peek_destination(&out), Some(destination));
+        let (h, p) = Header::parse(&out).expect("valid");
+        prop_assert_eq!(h, header);
+        prop_assert_eq!(p, &payload[..]);
+        let bit = flip % (out.len() * 8);
+        out[bit / 8] ^= 1 << (bit % 8);
+        prop_assert!(Header::parse(&out).is_err());
+    }
+
+    #[test]
+    fn checks_round_trip(source in any::<u64>(), t in any::<[u8; 12]>(), ufrag in "[A-Za-z0-9+/]{4,64}") {
+        let c = Check { source, transaction: t, ufrag: &ufrag };
+        let mut out = BytesMut::new();
+        c.emit(&mut out);
+        prop_assert_eq!(Check::parse(&out), Ok(c));
+    }
+}
