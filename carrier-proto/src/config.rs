@@ -68,6 +68,9 @@ pub struct Config {
     pub max_sessions: usize,
     /// Most streams in one session (and media sections accepted in a peer's description).
     pub max_streams_per_session: usize,
+    /// Most candidate pairs one session checks (local × remote candidates of one family).
+    /// Also bounds the peer-reflexive pairs a peer's checks can add.
+    pub max_candidate_pairs: usize,
     /// Most bytes in a bundle string.
     pub max_bundle_len: usize,
     /// Most bytes in a refusal reason.
@@ -94,6 +97,7 @@ impl Default for Config {
             max_udp_payload: 1200,
             max_sessions: 4096,
             max_streams_per_session: 16,
+            max_candidate_pairs: 64,
             max_bundle_len: 128,
             max_reason_len: 256,
             max_peer_id_len: 256,

@@ -120,6 +120,24 @@ impl Sim {
         idx
     }
 
+    /// Adds a peer on the given addresses (all host candidates, in preference order). The
+    /// first address is [`Peer::addr`]; datagrams to any of them reach this peer.
+    pub fn add_peer_at(&mut self, name: &str, addrs: &[SocketAddr]) -> PeerIdx {
+        let idx = self.peers.len();
+        let mut endpoint = Endpoint::new(Config::default().with_seed(peer_seed(self.seed, idx)));
+        for &a in addrs {
+            endpoint.add_host_candidate(a);
+        }
+        self.peers.push(Peer {
+            name: name.to_owned(),
+            addr: addrs[0],
+            endpoint,
+            events: Vec::new(),
+            timeout: Instant::FAR_FUTURE,
+        });
+        idx
+    }
+
     /// The endpoint of a peer.
     pub fn ep(&mut self, peer: PeerIdx) -> &mut Endpoint {
         &mut self.peers[peer].endpoint
@@ -179,7 +197,11 @@ impl Sim {
         self.now = self.now.max(next);
         let now = self.now;
         while let Some(d) = self.net.pop_due(now) {
-            if let Some(idx) = self.peers.iter().position(|p| p.addr == d.destination) {
+            let owner = self.peers.iter().position(|p| {
+                p.addr == d.destination
+                    || p.endpoint.local_candidates().iter().any(|c| c.address == d.destination)
+            });
+            if let Some(idx) = owner {
                 self.peers[idx].endpoint.handle_input(Input::Receive {
                     now,
                     source: d.source,

@@ -632,3 +632,26 @@ fn requests_are_routed_by_the_longest_bundle_prefix() {
     sim.ep(b).remove_request_handler(transfers);
     assert_eq!(sim.ep(b).route_bundle("filetransfer"), Some(files));
 }
+
+#[test]
+fn ipv6_and_dual_stack_peers_pair_by_family() {
+    let mut sim = Sim::new(15);
+    let a6: std::net::SocketAddr = "[2001:db8::1]:7000".parse().unwrap();
+    let b6: std::net::SocketAddr = "[2001:db8::2]:7000".parse().unwrap();
+    let b4: std::net::SocketAddr = "192.0.2.2:7000".parse().unwrap();
+    let a = sim.add_peer_at("alice", &[a6]);
+    let b = sim.add_peer_at("bob", &[b4, b6]);
+    let hs = sim.handshake(a, b, &[APP]);
+    assert!(sim.run_until_connected(&hs, 1));
+    let id = stream_id(&mut sim, a, hs.offerer, 0);
+    let info = sim.ep(a).session(hs.offerer).unwrap().transport_info(id).unwrap();
+    assert_eq!((info.local.address, info.remote.address), (a6, b6));
+    // No address family in common: nothing to pair, the connect timeout fails the stream.
+    let c = sim.add_peer_at("carol", &["192.0.2.3:7000".parse().unwrap()]);
+    let hs = sim.handshake(a, c, &[APP]);
+    sim.run_for(Duration::from_secs(11));
+    assert_eq!(
+        sim.state_log(a, hs.offerer, 0).last(),
+        Some(&(S::Failed, Some(StateReason::ConnectTimeout)))
+    );
+}

@@ -20,8 +20,6 @@ use crate::packet::TRANSACTION_ID_LEN;
 use crate::time::Instant;
 use crate::types::{AddressInfo, Candidate, CandidateType, NetworkTopology, TransportInfo};
 
-/// Most candidate pairs one session checks (bounds memory and check traffic).
-pub(crate) const MAX_PAIRS: usize = 64;
 /// Most distinct peer source addresses remembered as valid for data.
 const MAX_KNOWN_SOURCES: usize = 16;
 
@@ -43,6 +41,8 @@ pub(crate) struct Path {
     pub(crate) pairs: Vec<Pair>,
     selected: Option<usize>,
     running: bool,
+    /// [`Config::max_candidate_pairs`], fixed at start.
+    max_pairs: usize,
     next_check: Option<Instant>,
     interval: Duration,
     deadline: Option<Instant>,
@@ -77,12 +77,13 @@ impl Path {
         mut transaction: impl FnMut() -> [u8; TRANSACTION_ID_LEN],
     ) {
         self.pairs.clear();
+        self.max_pairs = config.max_candidate_pairs;
         for l in locals {
             for r in remotes
                 .iter()
                 .filter(|r| r.address.is_ipv4() == l.address.is_ipv4())
             {
-                if self.pairs.len() == MAX_PAIRS {
+                if self.pairs.len() >= self.max_pairs {
                     break;
                 }
                 let (g, d) = if controlling {
@@ -168,7 +169,7 @@ impl Path {
         }
         let index = match self.find(local, remote) {
             Some(i) => i,
-            None if self.pairs.len() < MAX_PAIRS => {
+            None if self.pairs.len() < self.max_pairs => {
                 let local_kind = self
                     .pairs
                     .iter()
