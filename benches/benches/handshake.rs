@@ -12,7 +12,10 @@ use criterion::{Criterion, criterion_group, criterion_main};
 fn handshake(c: &mut Criterion) {
     let streams = [
         (StreamType::Application, StreamOptions::empty()),
-        (StreamType::Text, StreamOptions::RELIABLE | StreamOptions::MULTIPLEXING),
+        (
+            StreamType::Text,
+            StreamOptions::RELIABLE | StreamOptions::MULTIPLEXING,
+        ),
     ];
     let mut g = c.benchmark_group("handshake");
     g.bench_function("two_peers_to_connected", |b| {

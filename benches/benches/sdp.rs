@@ -29,7 +29,9 @@ fn sdp(c: &mut Criterion) {
             black_box(out.len())
         })
     });
-    g.bench_function("serialize_4x8_new_string", |b| b.iter(|| black_box(&desc).to_sdp_string()));
+    g.bench_function("serialize_4x8_new_string", |b| {
+        b.iter(|| black_box(&desc).to_sdp_string())
+    });
     g.finish();
 }
 

@@ -17,24 +17,48 @@ pub fn four_stream_description() -> SessionDescription {
     let kinds = [
         (StreamType::Video, StreamOptions::empty()),
         (StreamType::Audio, StreamOptions::empty()),
-        (StreamType::Text, StreamOptions::RELIABLE | StreamOptions::MULTIPLEXING),
-        (StreamType::Application, StreamOptions::RELIABLE | StreamOptions::PORT_FORWARDING),
+        (
+            StreamType::Text,
+            StreamOptions::RELIABLE | StreamOptions::MULTIPLEXING,
+        ),
+        (
+            StreamType::Application,
+            StreamOptions::RELIABLE | StreamOptions::PORT_FORWARDING,
+        ),
     ];
     for (stream_type, options) in kinds {
         let mut candidates = Vec::new();
         for i in 0..8u16 {
             let (kind, address, related): (_, SocketAddr, Option<SocketAddr>) = match i % 4 {
-                0 => (CandidateType::Host, format!("192.0.2.{}:{}", i + 1, 40000 + i).parse().unwrap(), None),
-                1 => (CandidateType::Host, format!("[2001:db8::{}]:{}", i + 1, 40000 + i).parse().unwrap(), None),
+                0 => (
+                    CandidateType::Host,
+                    format!("192.0.2.{}:{}", i + 1, 40000 + i).parse().unwrap(),
+                    None,
+                ),
+                1 => (
+                    CandidateType::Host,
+                    format!("[2001:db8::{}]:{}", i + 1, 40000 + i)
+                        .parse()
+                        .unwrap(),
+                    None,
+                ),
                 2 => (
                     CandidateType::ServerReflexive,
-                    format!("203.0.113.{}:{}", i + 1, 50000 + i).parse().unwrap(),
+                    format!("203.0.113.{}:{}", i + 1, 50000 + i)
+                        .parse()
+                        .unwrap(),
                     Some(format!("192.0.2.{}:{}", i + 1, 40000 + i).parse().unwrap()),
                 ),
                 _ => (
                     CandidateType::Relayed,
-                    format!("198.51.100.{}:{}", i + 1, 3478 + i).parse().unwrap(),
-                    Some(format!("203.0.113.{}:{}", i + 1, 50000 + i).parse().unwrap()),
+                    format!("198.51.100.{}:{}", i + 1, 3478 + i)
+                        .parse()
+                        .unwrap(),
+                    Some(
+                        format!("203.0.113.{}:{}", i + 1, 50000 + i)
+                            .parse()
+                            .unwrap(),
+                    ),
                 ),
             };
             candidates.push(Candidate {

@@ -25,7 +25,8 @@ impl Default for SdpLimits {
         SdpLimits {
             max_bytes: 16 * 1024,
             max_lines: 512,
-            max_line_len: 512,
+            // Room for the longest line we write: a 256-byte key or identity in hex (533).
+            max_line_len: 640,
             max_streams: 16,
             max_candidates_per_stream: 32,
         }

@@ -4,13 +4,16 @@
 use bytes::BytesMut;
 use carrier_proto::CloseReason;
 use carrier_proto::packet::{
-    Check, CheckAck, Frame, FrameIter, Header, OVERHEAD, PacketType, peek_destination,
-    write_packet,
+    Check, CheckAck, Frame, FrameIter, Header, OVERHEAD, PacketType, peek_destination, write_packet,
 };
 use proptest::prelude::*;
 
 fn frame() -> impl Strategy<Value = (u8, u8, Vec<u8>)> {
-    (0u8..4, any::<u8>(), proptest::collection::vec(any::<u8>(), 0..300))
+    (
+        0u8..4,
+        any::<u8>(),
+        proptest::collection::vec(any::<u8>(), 0..300),
+    )
 }
 
 fn build<'a>(kind: u8, x: u8, data: &'a [u8]) -> Frame<'a> {

@@ -15,7 +15,9 @@ const DOC: &str = include_str!("../../docs/PROTOCOL.md");
 /// The bytes of the vector called `name` in the document.
 fn vector(name: &str) -> Vec<u8> {
     let marker = format!("<!-- vector: {name} -->");
-    let start = DOC.find(&marker).unwrap_or_else(|| panic!("vector {name} missing from PROTOCOL.md"));
+    let start = DOC
+        .find(&marker)
+        .unwrap_or_else(|| panic!("vector {name} missing from PROTOCOL.md"));
     let rest = &DOC[start + marker.len()..];
     let open = rest.find("```hex").expect("a hex block follows the marker") + "```hex".len();
     let close = rest[open..].find("```").expect("the hex block ends") + open;

@@ -1,14 +1,10 @@
 //! Interop: the SDP we write, read by an independent and widely used parser, the `sdp`
 //! crate of webrtc-rs.
 //!
-//! `sdp` 0.17 accepts only the `<proto>` tokens it has on a list (`UDP`, `RTP`, `AVP`,
-//! `SAVP`, `SAVPF`, `TLS`, `DTLS`, `SCTP`, `AVPF`, `udptl`) and refuses a whole description
-//! whose `m=` line says `UDP/CARRIER`, although RFC 8866 §9 allows any
-//! `proto = token *("/" token)` there. Our format is not bent for it: when it refuses, the
-//! test checks that the refusal is exactly that token, then reads the same text with only
-//! `UDP/CARRIER` replaced by `UDP` and requires everything else to be understood.
-//! (Mozilla's `webrtc-sdp` 0.3 fares worse: it drops such an `m=` line with a warning and
-//! then fails on the `a=mid` left at session level.)
+//! The exact bytes we write must be accepted: no substitution, no leniency flags. Our `m=`
+//! lines use the registered proto `UDP` ("an unspecified protocol running over UDP", RFC 8866
+//! §5.14) — an unregistered token such as `UDP/CARRIER` is refused by both `sdp` (it checks
+//! protos against the registered list) and Mozilla's `webrtc-sdp` (it drops the `m=` line).
 
 use std::io::Cursor;
 use std::net::{IpAddr, SocketAddr};
@@ -137,26 +133,13 @@ fn unmarshal(text: &str) -> Result<sdp::SessionDescription, sdp::Error> {
     sdp::SessionDescription::unmarshal(&mut Cursor::new(text.as_bytes()))
 }
 
-/// Reads `text` with the `sdp` crate, working around only its proto allow-list (see the
-/// module doc). Returns the description and whether the workaround was needed.
-fn read_with_sdp_crate(text: &str) -> (sdp::SessionDescription, bool) {
-    match unmarshal(text) {
-        Ok(desc) => (desc, false),
-        Err(e) => {
-            assert!(
-                matches!(&e, sdp::Error::SdpInvalidValue(v) if v == "UDP/CARRIER"),
-                "the sdp crate refused our SDP for something other than the proto: {e}\n{text}"
-            );
-            let substituted = text.replace(" UDP/CARRIER ", " UDP ");
-            let desc = unmarshal(&substituted)
-                .unwrap_or_else(|e| panic!("the sdp crate refused our SDP: {e}\n{substituted}"));
-            (desc, true)
-        }
-    }
+/// Reads `text` with the `sdp` crate; it must accept it exactly as written.
+fn read_with_sdp_crate(text: &str) -> sdp::SessionDescription {
+    unmarshal(text).unwrap_or_else(|e| panic!("the sdp crate refused our SDP: {e}\n{text}"))
 }
 
 /// Everything the other parser saw must be what we meant.
-fn check(ours: &SessionDescription, theirs: &sdp::SessionDescription, substituted: bool) {
+fn check(ours: &SessionDescription, theirs: &sdp::SessionDescription) {
     assert_eq!(theirs.version, 0);
     assert_eq!(theirs.origin.session_id, ours.session_id);
     assert_eq!(theirs.origin.session_version, ours.session_version);
@@ -201,12 +184,7 @@ fn check(ours: &SessionDescription, theirs: &sdp::SessionDescription, substitute
         assert_eq!(t.media_name.media, m.stream_type.sdp_media());
         assert_eq!(t.media_name.port.value, if m.rejected { 0 } else { 9 });
         assert_eq!(t.media_name.port.range, None);
-        let proto: &[&str] = if substituted {
-            &["UDP"]
-        } else {
-            &["UDP", "CARRIER"]
-        };
-        assert_eq!(t.media_name.protos, proto);
+        assert_eq!(t.media_name.protos, ["UDP"]);
         assert_eq!(t.media_name.formats, [m.options.bits().to_string()]);
         let c = t
             .connection_information
@@ -255,13 +233,10 @@ fn check_candidate(value: &str, c: &Candidate) {
     }
 }
 
-/// What the `sdp` crate writes back (proto restored) must parse, with our strict parser, to
+/// What the `sdp` crate writes back must parse, with our strict parser, to
 /// the description we started from.
-fn check_rewrite(ours: &SessionDescription, theirs: &sdp::SessionDescription, substituted: bool) {
-    let mut text = theirs.marshal();
-    if substituted {
-        text = text.replace(" UDP ", " UDP/CARRIER ");
-    }
+fn check_rewrite(ours: &SessionDescription, theirs: &sdp::SessionDescription) {
+    let text = theirs.marshal();
     assert_eq!(
         SessionDescription::parse(&text, &SdpLimits::default()).as_ref(),
         Ok(ours),
@@ -277,26 +252,26 @@ fn offer_with_four_streams_is_understood() {
         SessionDescription::parse(&text, &SdpLimits::default()).as_ref(),
         Ok(&ours)
     );
-    let (theirs, substituted) = read_with_sdp_crate(&text);
-    check(&ours, &theirs, substituted);
-    check_rewrite(&ours, &theirs, substituted);
+    let theirs = read_with_sdp_crate(&text);
+    check(&ours, &theirs);
+    check_rewrite(&ours, &theirs);
 }
 
 #[test]
 fn refusal_answer_is_understood() {
     let ours = refusal_answer();
     let text = ours.to_sdp_string();
-    let (theirs, substituted) = read_with_sdp_crate(&text);
-    check(&ours, &theirs, substituted);
-    check_rewrite(&ours, &theirs, substituted);
+    let theirs = read_with_sdp_crate(&text);
+    check(&ours, &theirs);
+    check_rewrite(&ours, &theirs);
 }
 
 #[test]
-fn refusal_without_media_is_understood_verbatim() {
+fn refusal_without_media_is_understood() {
     let mut ours = refusal_answer();
     ours.media.clear();
     let text = ours.to_sdp_string();
-    let theirs = unmarshal(&text).expect("no m= line, so nothing to refuse");
-    check(&ours, &theirs, false);
-    check_rewrite(&ours, &theirs, false);
+    let theirs = read_with_sdp_crate(&text);
+    check(&ours, &theirs);
+    check_rewrite(&ours, &theirs);
 }

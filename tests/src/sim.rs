@@ -199,7 +199,10 @@ impl Sim {
         while let Some(d) = self.net.pop_due(now) {
             let owner = self.peers.iter().position(|p| {
                 p.addr == d.destination
-                    || p.endpoint.local_candidates().iter().any(|c| c.address == d.destination)
+                    || p.endpoint
+                        .local_candidates()
+                        .iter()
+                        .any(|c| c.address == d.destination)
             });
             if let Some(idx) = owner {
                 self.peers[idx].endpoint.handle_input(Input::Receive {

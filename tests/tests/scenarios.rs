@@ -644,7 +644,12 @@ fn ipv6_and_dual_stack_peers_pair_by_family() {
     let hs = sim.handshake(a, b, &[APP]);
     assert!(sim.run_until_connected(&hs, 1));
     let id = stream_id(&mut sim, a, hs.offerer, 0);
-    let info = sim.ep(a).session(hs.offerer).unwrap().transport_info(id).unwrap();
+    let info = sim
+        .ep(a)
+        .session(hs.offerer)
+        .unwrap()
+        .transport_info(id)
+        .unwrap();
     assert_eq!((info.local.address, info.remote.address), (a6, b6));
     // No address family in common: nothing to pair, the connect timeout fails the stream.
     let c = sim.add_peer_at("carol", &["192.0.2.3:7000".parse().unwrap()]);

@@ -129,8 +129,8 @@ pub enum SdpErrorKind {
     /// An `m=` line is malformed or names a media type Carrier has no stream type for.
     #[error("bad media: {0}")]
     BadMedia(&'static str),
-    /// The `m=` transport protocol is not `UDP/CARRIER`.
-    #[error("unsupported transport protocol, expected UDP/CARRIER")]
+    /// The `m=` transport protocol is not `UDP`.
+    #[error("unsupported transport protocol, expected UDP")]
     UnsupportedProto,
     /// The `m=` format (the stream options) has bits no [`StreamOptions`] flag defines.
     ///

@@ -18,7 +18,7 @@
 //!     candidates: vec![Candidate::host("192.0.2.7:4000".parse().unwrap(), 65535)],
 //! });
 //! let text = desc.to_sdp_string();
-//! assert!(text.contains("m=text 9 UDP/CARRIER 12\r\n"));
+//! assert!(text.contains("m=text 9 UDP 12\r\n"));
 //! assert_eq!(SessionDescription::parse(&text, &SdpLimits::default()).unwrap(), desc);
 //! ```
 

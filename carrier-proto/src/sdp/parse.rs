@@ -1,20 +1,21 @@
 //! The strict SDP parser.
 //!
-//! Two passes over the text: the first checks every limit of [`SdpLimits`] (line count,
-//! line length, media sections, candidates per section) without allocating; the second
-//! checks the RFC 8866 line order and grammar and builds the [`SessionDescription`], with
-//! every vector allocated at its final size.
+//! One pass over the text, line by line. Each line is checked against [`SdpLimits`]
+//! (line count, line length, and for `m=` and `a=candidate` lines the number of media
+//! sections and of candidates) before anything is done with it, so nothing is allocated
+//! for input over a limit; then its RFC 8866 place in the order and its grammar are
+//! checked, and the [`SessionDescription`] is built as the lines go.
 
 use alloc::string::String;
 use alloc::vec::Vec;
-use core::net::{IpAddr, SocketAddr};
+use core::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use super::{MediaDescription, Refusal, SdpError, SdpErrorKind, SessionDescription};
 use crate::config::SdpLimits;
 use crate::types::{Candidate, CandidateType, StreamOptions, StreamType};
 
 /// The `m=` transport protocol of every Carrier media section.
-pub(super) const PROTO: &str = "UDP/CARRIER";
+pub(super) const PROTO: &str = "UDP";
 /// The `m=` port of an active media section (RFC 8839 §4.2.3's dummy port).
 pub(super) const ACTIVE_PORT: u16 = 9;
 
@@ -59,8 +60,9 @@ impl SessionDescription {
     /// Strict RFC 8866: `<type>=<value>` lines with a single lowercase letter type and no
     /// space around `=`, ended by CRLF or LF (the last line may lack its terminator; a CR
     /// not followed by LF is an error), in the order `v o s [i] [u] e* p* [c] b* (t r*)+
-    /// [z] [k] a*` then per media section `m [i] [c] b* [k] a*`. Every limit in `limits` is
-    /// checked before anything is allocated.
+    /// [z] [k] a*` then per media section `m [i] [c] b* [k] a*`. The input's size is checked
+    /// first; then, line by line, the line count and length, and on `m=` and `a=candidate`
+    /// lines the section and candidate counts, before anything is allocated for the line.
     ///
     /// Beyond the grammar:
     /// - `o=` has six fields, decimal `u64` sess-id and sess-version, `IN`, `IP4`/`IP6`;
@@ -69,7 +71,7 @@ impl SessionDescription {
     ///   attributes are session-level, `a=mid` and `a=candidate` media-level; a known
     ///   attribute at the wrong level or twice at one level is an error, unknown attributes
     ///   (`a=sendrecv`, `a=group:BUNDLE 0`, …) are ignored;
-    /// - `m=` names one of the five [`StreamType`] media, proto `UDP/CARRIER`, one format
+    /// - `m=` names one of the five [`StreamType`] media, proto `UDP`, one format
     ///   token: the [`StreamOptions`] bits in decimal; port 0 means rejected, any other port
     ///   active;
     /// - `a=mid`, when present, is the section's 0-based index (it may be absent);
@@ -88,8 +90,7 @@ impl SessionDescription {
                 },
             ));
         }
-        let media_count = check_limits(text, limits)?;
-        Parser::new(media_count).run(text)
+        Parser::new(limits).run(text)
     }
 
     /// [`parse`](Self::parse) for raw bytes: checks the size limit, then that the bytes are
@@ -116,11 +117,19 @@ impl SessionDescription {
 }
 
 /// The lines of a description: split on LF, a CR right before the LF dropped. The last
-/// line may lack its LF (and then keeps any trailing CR, which the parser rejects).
-#[derive(Clone)]
+/// line may lack its LF.
 struct Lines<'a> {
     rest: &'a str,
     number: usize,
+}
+
+/// One line, without its terminator.
+struct Line<'a> {
+    /// 1-based.
+    number: usize,
+    text: &'a str,
+    /// A CR not followed by LF, or a NUL, somewhere in the line.
+    bad_byte: Option<&'static str>,
 }
 
 impl<'a> Lines<'a> {
@@ -133,68 +142,99 @@ impl<'a> Lines<'a> {
 }
 
 impl<'a> Iterator for Lines<'a> {
-    /// The 1-based line number and the line without its terminator.
-    type Item = (usize, &'a str);
+    type Item = Line<'a>;
 
-    fn next(&mut self) -> Option<Self::Item> {
+    fn next(&mut self) -> Option<Line<'a>> {
         if self.rest.is_empty() {
             return None;
         }
         self.number += 1;
-        let line = match self.rest.split_once('\n') {
-            Some((line, rest)) => {
-                self.rest = rest;
-                line.strip_suffix('\r').unwrap_or(line)
+        let bytes = self.rest.as_bytes();
+        let (mut end, mut next) = (bytes.len(), bytes.len());
+        let mut bad_byte = None;
+        // Skip eight bytes at a time while none is LF, CR or NUL, then look byte by byte.
+        let skip = bytes
+            .chunks_exact(8)
+            .take_while(|chunk| {
+                <[u8; 8]>::try_from(*chunk)
+                    .is_ok_and(|word| !has_special_byte(u64::from_le_bytes(word)))
+            })
+            .count()
+            * 8;
+        for (i, &b) in bytes.iter().enumerate().skip(skip) {
+            match b {
+                b'\n' => {
+                    (end, next) = (i, i + 1);
+                    break;
+                }
+                b'\r' if bytes.get(i + 1) == Some(&b'\n') => {
+                    (end, next) = (i, i + 2);
+                    break;
+                }
+                b'\r' => bad_byte = bad_byte.or(Some("CR not followed by LF")),
+                0 => bad_byte = bad_byte.or(Some("NUL character")),
+                _ => {}
             }
-            None => core::mem::take(&mut self.rest),
-        };
-        Some((self.number, line))
+        }
+        // `end` and `next` sit at ASCII bytes or the end, so both splits are on char
+        // boundaries.
+        let text = self.rest.get(..end).unwrap_or(self.rest);
+        self.rest = self.rest.get(next..).unwrap_or("");
+        Some(Line {
+            number: self.number,
+            text,
+            bad_byte,
+        })
     }
 }
 
-/// The first pass: every limit, before anything is allocated. Returns the number of media
-/// sections.
-fn check_limits(text: &str, limits: &SdpLimits) -> Result<usize, SdpError> {
-    let mut media = 0usize;
-    let mut candidates = 0usize;
-    for (number, line) in Lines::new(text) {
-        if number > limits.max_lines {
-            let kind = SdpErrorKind::TooManyLines {
-                max: limits.max_lines,
-            };
-            return Err(SdpError::new(number, kind));
-        }
-        if line.len() > limits.max_line_len {
-            let kind = SdpErrorKind::LineTooLong {
-                len: line.len(),
-                max: limits.max_line_len,
-            };
-            return Err(SdpError::new(number, kind));
-        }
-        if line.starts_with("m=") {
-            media += 1;
-            candidates = 0;
-            if media > limits.max_streams {
-                let kind = SdpErrorKind::TooManyStreams {
-                    max: limits.max_streams,
-                };
-                return Err(SdpError::new(number, kind));
+/// Whether any of the eight bytes of `word` is LF, CR or NUL (the classic "has a zero
+/// byte" test, on `word` and on `word` xor-ed with each byte sought).
+const fn has_special_byte(word: u64) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    const fn has_zero(x: u64) -> u64 {
+        x.wrapping_sub(ONES) & !x & HIGHS
+    }
+    (has_zero(word)
+        | has_zero(word ^ (ONES * b'\n' as u64))
+        | has_zero(word ^ (ONES * b'\r' as u64)))
+        != 0
+}
+
+/// `str::split_once` for an ASCII delimiter, by a plain byte loop: the lines and fields
+/// here are short, where `char` patterns cost more than they save.
+fn split_once_byte(s: &str, delimiter: u8) -> Option<(&str, &str)> {
+    let i = s.bytes().position(|b| b == delimiter)?;
+    Some((s.get(..i)?, s.get(i + 1..)?))
+}
+
+/// `str::split(' ')`, by [`split_once_byte`].
+#[derive(Clone)]
+struct Fields<'a> {
+    rest: Option<&'a str>,
+}
+
+fn split_fields(s: &str) -> Fields<'_> {
+    Fields { rest: Some(s) }
+}
+
+impl<'a> Iterator for Fields<'a> {
+    type Item = &'a str;
+
+    fn next(&mut self) -> Option<&'a str> {
+        let rest = self.rest?;
+        match split_once_byte(rest, b' ') {
+            Some((field, tail)) => {
+                self.rest = Some(tail);
+                Some(field)
             }
-        } else if media > 0 && is_candidate_line(line) {
-            candidates += 1;
-            if candidates > limits.max_candidates_per_stream {
-                let kind = SdpErrorKind::TooManyCandidates {
-                    max: limits.max_candidates_per_stream,
-                };
-                return Err(SdpError::new(number, kind));
+            None => {
+                self.rest = None;
+                Some(rest)
             }
         }
     }
-    Ok(media)
-}
-
-fn is_candidate_line(line: &str) -> bool {
-    line.starts_with("a=candidate:")
 }
 
 /// One position in the RFC 8866 order: the line types it takes and how many.
@@ -343,9 +383,9 @@ struct Media {
     has_mid: bool,
 }
 
-/// The second pass.
-struct Parser {
-    media_count: usize,
+/// The description being parsed.
+struct Parser<'l> {
+    limits: &'l SdpLimits,
     session_id: u64,
     session_version: u64,
     ufrag: Option<String>,
@@ -360,10 +400,10 @@ struct Parser {
     current: Option<Media>,
 }
 
-impl Parser {
-    fn new(media_count: usize) -> Self {
+impl<'l> Parser<'l> {
+    fn new(limits: &'l SdpLimits) -> Self {
         Parser {
-            media_count,
+            limits,
             session_id: 0,
             session_version: 0,
             ufrag: None,
@@ -380,11 +420,12 @@ impl Parser {
     }
 
     fn run(mut self, text: &str) -> Result<SessionDescription, SdpError> {
-        let mut lines = Lines::new(text);
         let mut position = Position::START;
-        while let Some((number, line)) = lines.next() {
+        for line in Lines::new(text) {
+            let number = line.number;
             let at = |kind| SdpError::new(number, kind);
-            let (letter, value) = split_line(line).map_err(at)?;
+            self.check_line(&line).map_err(at)?;
+            let (letter, value) = split_line(line.text).map_err(at)?;
             let slots: &[Slot] = if self.current.is_some() {
                 &MEDIA_SLOTS
             } else {
@@ -396,12 +437,11 @@ impl Parser {
                     self.end_session()?;
                 }
                 self.end_media()?;
-                let candidates = lines
-                    .clone()
-                    .take_while(|(_, l)| !l.starts_with("m="))
-                    .filter(|(_, l)| is_candidate_line(l))
-                    .count();
-                let desc = parse_media_line(value, candidates).map_err(at)?;
+                if self.media.len() >= self.limits.max_streams {
+                    let max = self.limits.max_streams;
+                    return Err(at(SdpErrorKind::TooManyStreams { max }));
+                }
+                let desc = parse_media_line(value).map_err(at)?;
                 self.current = Some(Media {
                     desc,
                     line: number,
@@ -435,8 +475,23 @@ impl Parser {
         })
     }
 
-    /// The session section is complete: check what it must hold and make room for the
-    /// media sections.
+    /// The limits on every line, and the bytes no line may hold.
+    fn check_line(&self, line: &Line<'_>) -> Result<(), SdpErrorKind> {
+        if line.number > self.limits.max_lines {
+            let max = self.limits.max_lines;
+            return Err(SdpErrorKind::TooManyLines { max });
+        }
+        if line.text.len() > self.limits.max_line_len {
+            let (len, max) = (line.text.len(), self.limits.max_line_len);
+            return Err(SdpErrorKind::LineTooLong { len, max });
+        }
+        match line.bad_byte {
+            Some(reason) => Err(SdpErrorKind::BadLineSyntax(reason)),
+            None => Ok(()),
+        }
+    }
+
+    /// The session section is complete: check what it must hold.
     fn end_session(&mut self) -> Result<(), SdpError> {
         if self.ufrag.is_none() {
             return Err(SdpError::new(0, SdpErrorKind::MissingLine("a=ice-ufrag")));
@@ -444,7 +499,6 @@ impl Parser {
         if self.pwd.is_none() {
             return Err(SdpError::new(0, SdpErrorKind::MissingLine("a=ice-pwd")));
         }
-        self.media = Vec::with_capacity(self.media_count);
         Ok(())
     }
 
@@ -477,7 +531,7 @@ impl Parser {
             }
             b't' => parse_timing(value)?,
             b'a' => match &mut self.current {
-                Some(media) => media_attribute(media, self.media.len(), value)?,
+                Some(media) => media_attribute(media, self.media.len(), self.limits, value)?,
                 None => self.session_attribute(value)?,
             },
             // s= (non-empty, checked with the syntax), i=, u=, e=, p=, b=, r=, z=, k=:
@@ -488,7 +542,7 @@ impl Parser {
     }
 
     fn session_attribute(&mut self, value: &str) -> Result<(), SdpErrorKind> {
-        let (name, value) = split_attribute(value)?;
+        let (name, value) = split_attribute(value);
         match name {
             ATTR_UFRAG => {
                 let v = known_value(&self.ufrag, ATTR_UFRAG, value)?;
@@ -530,15 +584,20 @@ impl Parser {
             }
             ATTR_MID => return Err(SdpErrorKind::MisplacedAttribute(ATTR_MID)),
             ATTR_CANDIDATE => return Err(SdpErrorKind::MisplacedAttribute(ATTR_CANDIDATE)),
-            _ => {}
+            other => check_unknown_name(other)?,
         }
         Ok(())
     }
 }
 
 /// An `a=` line in the media section with 0-based index `index`.
-fn media_attribute(media: &mut Media, index: usize, value: &str) -> Result<(), SdpErrorKind> {
-    let (name, value) = split_attribute(value)?;
+fn media_attribute(
+    media: &mut Media,
+    index: usize,
+    limits: &SdpLimits,
+    value: &str,
+) -> Result<(), SdpErrorKind> {
+    let (name, value) = split_attribute(value);
     match name {
         ATTR_MID => {
             if media.has_mid {
@@ -550,14 +609,27 @@ fn media_attribute(media: &mut Media, index: usize, value: &str) -> Result<(), S
             }
         }
         ATTR_CANDIDATE => {
+            if media.desc.candidates.len() >= limits.max_candidates_per_stream {
+                let max = limits.max_candidates_per_stream;
+                return Err(SdpErrorKind::TooManyCandidates { max });
+            }
             let v = value.ok_or(SdpErrorKind::BadCandidate("no value"))?;
             let candidate = parse_candidate(v).map_err(SdpErrorKind::BadCandidate)?;
+            // Room for a typical section at once (host, reflexive and relayed, IPv4 and
+            // IPv6) rather than growing 4 → 8.
+            if media.desc.candidates.capacity() == 0 {
+                media
+                    .desc
+                    .candidates
+                    .reserve_exact(limits.max_candidates_per_stream.min(8));
+            }
             media.desc.candidates.push(candidate);
         }
         other => {
             if let Some(name) = SESSION_ATTRIBUTES.into_iter().find(|n| *n == other) {
                 return Err(SdpErrorKind::MisplacedAttribute(name));
             }
+            check_unknown_name(other)?;
         }
     }
     Ok(())
@@ -567,12 +639,6 @@ fn media_attribute(media: &mut Media, index: usize, value: &str) -> Result<(), S
 fn split_line(line: &str) -> Result<(u8, &str), SdpErrorKind> {
     if line.is_empty() {
         return Err(SdpErrorKind::BadLineSyntax("empty line"));
-    }
-    if line.contains('\r') {
-        return Err(SdpErrorKind::BadLineSyntax("CR not followed by LF"));
-    }
-    if line.contains('\0') {
-        return Err(SdpErrorKind::BadLineSyntax("NUL character"));
     }
     let bytes = line.as_bytes();
     let (Some(&letter), Some(&b'=')) = (bytes.first(), bytes.get(1)) else {
@@ -589,24 +655,29 @@ fn split_line(line: &str) -> Result<(u8, &str), SdpErrorKind> {
     }
     // RFC 8866 §5: no whitespace around '='. `s= ` (a single space) is the one value that
     // may start with a space (§5.3).
-    if letter != b's' && value.starts_with([' ', '\t']) {
+    if letter != b's' && matches!(value.as_bytes().first(), Some(b' ' | b'\t')) {
         return Err(SdpErrorKind::BadLineSyntax("whitespace after '='"));
     }
     Ok((letter, value))
 }
 
-/// Splits `<name>[:<value>]` and checks that the name is an RFC 8866 token.
-fn split_attribute(value: &str) -> Result<(&str, Option<&str>), SdpErrorKind> {
-    let (name, value) = match value.split_once(':') {
+/// Splits `<name>[:<value>]`.
+fn split_attribute(value: &str) -> (&str, Option<&str>) {
+    match split_once_byte(value, b':') {
         Some((name, value)) => (name, Some(value)),
         None => (value, None),
-    };
+    }
+}
+
+/// An attribute name this parser does not know must still be an RFC 8866 token (the names
+/// it knows are).
+fn check_unknown_name(name: &str) -> Result<(), SdpErrorKind> {
     if name.is_empty() || !name.bytes().all(is_token_char) {
         return Err(SdpErrorKind::BadLineSyntax(
             "the attribute name is not a token",
         ));
     }
-    Ok((name, value))
+    Ok(())
 }
 
 /// The value of a known session attribute: not seen before, and present.
@@ -682,10 +753,25 @@ pub(super) fn check_hex_len(len: usize, attribute: &'static str) -> Result<(), S
 
 /// A plain decimal number: digits only (no sign, no space), fitting a `u64`.
 fn dec_u64(s: &str) -> Option<u64> {
-    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+    if s.is_empty() {
         return None;
     }
-    s.parse().ok()
+    if s.len() <= 19 {
+        // Below 10^19: no overflow possible.
+        let mut n = 0u64;
+        for b in s.bytes() {
+            let digit = b.wrapping_sub(b'0');
+            if digit > 9 {
+                return None;
+            }
+            n = n * 10 + u64::from(digit);
+        }
+        return Some(n);
+    }
+    s.bytes().try_fold(0u64, |n, b| {
+        let digit = b.checked_sub(b'0').filter(|d| *d <= 9)?;
+        n.checked_mul(10)?.checked_add(u64::from(digit))
+    })
 }
 
 /// [`dec_u64`] without leading zeros (the way the writer writes it).
@@ -715,7 +801,7 @@ fn dec_i32(s: &str) -> Option<i32> {
 
 /// `o=<username> <sess-id> <sess-version> <nettype> <addrtype> <unicast-address>`.
 fn parse_origin(value: &str) -> Result<(u64, u64), SdpErrorKind> {
-    let mut fields = value.split(' ');
+    let mut fields = split_fields(value);
     let mut next = || fields.next().filter(|f| !f.is_empty());
     let (Some(_user), Some(id), Some(version), Some(net), Some(addr_type), Some(_addr)) =
         (next(), next(), next(), next(), next(), next())
@@ -748,7 +834,7 @@ fn parse_origin(value: &str) -> Result<(u64, u64), SdpErrorKind> {
 
 /// `c=<nettype> <addrtype> <connection-address>` (the address itself is not used).
 fn parse_connection(value: &str) -> Result<(), SdpErrorKind> {
-    let mut fields = value.split(' ');
+    let mut fields = split_fields(value);
     let mut next = || fields.next().filter(|f| !f.is_empty());
     let (Some(net), Some(addr_type), Some(_addr)) = (next(), next(), next()) else {
         return Err(SdpErrorKind::BadConnection(
@@ -773,7 +859,7 @@ fn parse_connection(value: &str) -> Result<(), SdpErrorKind> {
 
 /// `t=<start-time> <stop-time>`.
 fn parse_timing(value: &str) -> Result<(), SdpErrorKind> {
-    match value.split_once(' ') {
+    match split_once_byte(value, b' ') {
         Some((start, stop)) if dec_u64(start).is_some() && dec_u64(stop).is_some() => Ok(()),
         _ => Err(SdpErrorKind::BadTiming(
             "expected two decimal times separated by a space",
@@ -781,9 +867,9 @@ fn parse_timing(value: &str) -> Result<(), SdpErrorKind> {
     }
 }
 
-/// `m=<media> <port> UDP/CARRIER <options>`, with room for `candidates` candidates.
-fn parse_media_line(value: &str, candidates: usize) -> Result<MediaDescription, SdpErrorKind> {
-    let mut fields = value.split(' ');
+/// `m=<media> <port> UDP <options>`.
+fn parse_media_line(value: &str) -> Result<MediaDescription, SdpErrorKind> {
+    let mut fields = split_fields(value);
     let stream_type =
         fields
             .next()
@@ -792,7 +878,7 @@ fn parse_media_line(value: &str, candidates: usize) -> Result<MediaDescription, 
                 "the media must be audio, video, text, application or message",
             ))?;
     let port = fields.next().unwrap_or("");
-    if port.contains('/') {
+    if port.bytes().any(|b| b == b'/') {
         return Err(SdpErrorKind::BadMedia("port ranges are not supported"));
     }
     let port = dec_u16(port).ok_or(SdpErrorKind::BadMedia(
@@ -819,13 +905,13 @@ fn parse_media_line(value: &str, candidates: usize) -> Result<MediaDescription, 
         stream_type,
         options,
         rejected: port == 0,
-        candidates: Vec::with_capacity(candidates),
+        candidates: Vec::new(),
     })
 }
 
 /// `<status> <reason>`; the reason may be empty (and the space then absent).
 fn parse_refusal(value: &str) -> Result<Refusal, SdpErrorKind> {
-    let (status, reason) = value.split_once(' ').unwrap_or((value, ""));
+    let (status, reason) = split_once_byte(value, b' ').unwrap_or((value, ""));
     let status = dec_i32(status).ok_or(SdpErrorKind::BadRefusal(
         "the status is not a decimal 32-bit number",
     ))?;
@@ -875,7 +961,7 @@ fn decode_hex(s: &str, attribute: &'static str) -> Result<Vec<u8>, SdpErrorKind>
 /// RFC 8839 §5.1: `<foundation> <component> <transport> <priority> <address> <port> typ
 /// <type> [raddr <address> rport <port>] *(<name> <value>)`.
 fn parse_candidate(value: &str) -> Result<Candidate, &'static str> {
-    let mut fields = value.split(' ');
+    let mut fields = split_fields(value);
     let mut next = |what: &'static str| fields.next().filter(|f| !f.is_empty()).ok_or(what);
 
     let foundation = next("no foundation")?;
@@ -935,8 +1021,45 @@ fn parse_candidate(value: &str) -> Result<Candidate, &'static str> {
     })
 }
 
-/// An IPv4 or IPv6 literal (IPv6 without brackets, no zone).
-fn parse_ip(s: &str) -> Result<IpAddr, &'static str> {
-    s.parse()
-        .map_err(|_| "the address is not an IPv4 or IPv6 literal")
+/// An IPv4 or IPv6 literal (IPv6 without brackets, no zone): what `IpAddr::from_str`
+/// accepts, with a faster path for the dotted quads most candidates carry.
+pub(super) fn parse_ip(s: &str) -> Result<IpAddr, &'static str> {
+    const NOT_IP: &str = "the address is not an IPv4 or IPv6 literal";
+    if let Some(v4) = parse_ipv4(s) {
+        return Ok(IpAddr::V4(v4));
+    }
+    // Without a ':' it cannot be IPv6, and `parse_ipv4` takes every IPv4 literal.
+    if !s.bytes().any(|b| b == b':') {
+        return Err(NOT_IP);
+    }
+    s.parse().map_err(|_| NOT_IP)
+}
+
+/// A dotted quad as `Ipv4Addr::from_str` reads it: four decimal octets of one to three
+/// digits, no leading zero.
+fn parse_ipv4(s: &str) -> Option<Ipv4Addr> {
+    let mut octets = [0u8; 4];
+    let mut bytes = s.bytes();
+    for (i, octet) in octets.iter_mut().enumerate() {
+        let (mut value, mut digits) = (0u16, 0);
+        loop {
+            match bytes.next() {
+                Some(b @ b'0'..=b'9') => {
+                    if digits == 3 || (digits > 0 && value == 0) {
+                        return None;
+                    }
+                    value = value * 10 + u16::from(b - b'0');
+                    digits += 1;
+                }
+                Some(b'.') if i < 3 => break,
+                None if i == 3 => break,
+                _ => return None,
+            }
+        }
+        if digits == 0 {
+            return None;
+        }
+        *octet = u8::try_from(value).ok()?;
+    }
+    Some(Ipv4Addr::from(octets))
 }

@@ -1,8 +1,7 @@
 //! The SDP writer.
 
 use alloc::string::String;
-use core::fmt::{self, Write};
-use core::net::SocketAddr;
+use core::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use super::parse::{
     ACTIVE_PORT, ATTR_BUNDLE, ATTR_CANDIDATE, ATTR_IDENTITY, ATTR_KEY, ATTR_MID, ATTR_PWD,
@@ -33,7 +32,7 @@ impl SessionDescription {
     /// then for each media section, `i` counting from 0:
     ///
     /// ```text
-    /// m=<media> <9, or 0 if rejected> UDP/CARRIER <options in decimal>
+    /// m=<media> <9, or 0 if rejected> UDP <options in decimal>
     /// c=IN IP4 0.0.0.0
     /// a=mid:<i>
     /// a=candidate:<foundation> <component> udp <priority> <ip> <port> typ <type>[ raddr <ip> rport <port>]
@@ -138,66 +137,240 @@ impl SessionDescription {
         Ok(())
     }
 
-    /// Writes the text to `w`. Every writer used here (`String`, [`Counter`]) is infallible.
-    fn emit<W: Write>(&self, w: &mut W) {
-        // Writing to a `String` or a `Counter` cannot fail.
-        let _ = self.try_emit(w);
-    }
-
-    fn try_emit<W: Write>(&self, w: &mut W) -> fmt::Result {
-        write!(
-            w,
-            "v=0\r\no=- {} {} IN IP4 0.0.0.0\r\ns=carrier\r\nt=0 0\r\n",
-            self.session_id, self.session_version
-        )?;
-        write!(w, "a={ATTR_UFRAG}:{}\r\n", self.ice_ufrag)?;
-        write!(w, "a={ATTR_PWD}:{}\r\n", self.ice_pwd)?;
+    /// Writes the text to `sink`, piece by piece. Numbers and addresses are written digit by
+    /// digit: `core::fmt`'s machinery would cost more than all the rest.
+    fn emit<S: Sink>(&self, sink: &mut S) {
+        sink.text("v=0\r\no=- ");
+        sink.dec(self.session_id);
+        sink.text(" ");
+        sink.dec(self.session_version);
+        sink.text(" IN IP4 0.0.0.0\r\ns=carrier\r\nt=0 0\r\n");
+        attribute_start(sink, ATTR_UFRAG);
+        sink.text(&self.ice_ufrag);
+        sink.text("\r\n");
+        attribute_start(sink, ATTR_PWD);
+        sink.text(&self.ice_pwd);
+        sink.text("\r\n");
         if let Some(bundle) = &self.bundle {
-            write!(w, "a={ATTR_BUNDLE}:{bundle}\r\n")?;
+            attribute_start(sink, ATTR_BUNDLE);
+            sink.text(bundle);
+            sink.text("\r\n");
         }
         if let Some(reply_to) = self.reply_to {
-            write!(w, "a={ATTR_REPLY_TO}:{reply_to}\r\n")?;
+            attribute_start(sink, ATTR_REPLY_TO);
+            sink.dec(reply_to);
+            sink.text("\r\n");
         }
         if let Some(refusal) = &self.refusal {
-            write!(
-                w,
-                "a={ATTR_REFUSE}:{} {}\r\n",
-                refusal.status, refusal.reason
-            )?;
+            attribute_start(sink, ATTR_REFUSE);
+            if refusal.status < 0 {
+                sink.text("-");
+            }
+            sink.dec(u64::from(refusal.status.unsigned_abs()));
+            sink.text(" ");
+            sink.text(&refusal.reason);
+            sink.text("\r\n");
         }
         for (value, attribute) in [(&self.key, ATTR_KEY), (&self.identity, ATTR_IDENTITY)] {
             if let Some(bytes) = value {
-                write!(w, "a={attribute}:")?;
-                write_hex(w, bytes)?;
-                w.write_str("\r\n")?;
+                attribute_start(sink, attribute);
+                sink.hex(bytes);
+                sink.text("\r\n");
             }
         }
         for (index, media) in self.media.iter().enumerate() {
-            let port = if media.rejected { 0 } else { ACTIVE_PORT };
-            write!(
-                w,
-                "m={} {port} {PROTO} {}\r\nc=IN IP4 0.0.0.0\r\na={ATTR_MID}:{index}\r\n",
-                media.stream_type.sdp_media(),
-                media.options.bits(),
-            )?;
+            sink.text("m=");
+            sink.text(media.stream_type.sdp_media());
+            sink.text(" ");
+            sink.dec(if media.rejected {
+                0
+            } else {
+                u64::from(ACTIVE_PORT)
+            });
+            sink.text(" ");
+            sink.text(PROTO);
+            sink.text(" ");
+            sink.dec(u64::from(media.options.bits()));
+            sink.text("\r\nc=IN IP4 0.0.0.0\r\n");
+            attribute_start(sink, ATTR_MID);
+            sink.dec(index as u64);
+            sink.text("\r\n");
             for c in &media.candidates {
-                write!(
-                    w,
-                    "a={ATTR_CANDIDATE}:{} {} udp {} {} {} typ {}",
-                    c.foundation,
-                    c.component,
-                    c.priority,
-                    c.address.ip(),
-                    c.address.port(),
-                    c.kind.sdp_name(),
-                )?;
-                if let Some(related) = c.related {
-                    write!(w, " raddr {} rport {}", related.ip(), related.port())?;
+                attribute_start(sink, ATTR_CANDIDATE);
+                sink.text(&c.foundation);
+                sink.text(" ");
+                sink.dec(u64::from(c.component));
+                sink.text(" udp ");
+                sink.dec(u64::from(c.priority));
+                sink.text(" ");
+                sink.ip(c.address.ip());
+                sink.text(" ");
+                sink.dec(u64::from(c.address.port()));
+                sink.text(" typ ");
+                sink.text(c.kind.sdp_name());
+                if let Some(related) = &c.related {
+                    sink.text(" raddr ");
+                    sink.ip(related.ip());
+                    sink.text(" rport ");
+                    sink.dec(u64::from(related.port()));
                 }
-                w.write_str("\r\n")?;
+                sink.text("\r\n");
             }
         }
-        Ok(())
+    }
+}
+
+/// `a=<name>:`.
+fn attribute_start<S: Sink>(sink: &mut S, name: &str) {
+    sink.text("a=");
+    sink.text(name);
+    sink.text(":");
+}
+
+/// Where [`SessionDescription::emit`] writes: the output `String`, or a [`Counter`] of its
+/// length.
+trait Sink {
+    /// Text as it is.
+    fn text(&mut self, s: &str);
+
+    /// One ASCII byte.
+    fn ascii(&mut self, b: u8);
+
+    /// A number in decimal.
+    fn dec(&mut self, n: u64) {
+        let mut digits = [0u8; 20];
+        let mut start = digits.len();
+        let mut rest = n;
+        for slot in digits.iter_mut().rev() {
+            // `rest % 10` is a single digit.
+            *slot = b'0' + (rest % 10) as u8;
+            start -= 1;
+            rest /= 10;
+            if rest == 0 {
+                break;
+            }
+        }
+        for &d in digits.get(start..).unwrap_or_default() {
+            self.ascii(d);
+        }
+    }
+
+    /// Bytes in lowercase hex, two digits a byte.
+    fn hex(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.ascii(hex_digit(b >> 4));
+            self.ascii(hex_digit(b & 0x0F));
+        }
+    }
+
+    /// An address as RFC 8839 wants it: dotted quad, or RFC 5952 IPv6 without brackets,
+    /// exactly as `IpAddr`'s `Display` writes it.
+    fn ip(&mut self, ip: IpAddr) {
+        match ip {
+            IpAddr::V4(v4) => self.ipv4(v4),
+            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                Some(v4) => {
+                    self.text("::ffff:");
+                    self.ipv4(v4);
+                }
+                None => self.ipv6(v6),
+            },
+        }
+    }
+
+    /// `a.b.c.d`.
+    fn ipv4(&mut self, ip: Ipv4Addr) {
+        for (i, octet) in ip.octets().into_iter().enumerate() {
+            if i > 0 {
+                self.ascii(b'.');
+            }
+            self.dec(u64::from(octet));
+        }
+    }
+
+    /// Lowercase hex groups without leading zeros, the longest run (the first of equals)
+    /// of two or more zero groups as `::`.
+    fn ipv6(&mut self, ip: Ipv6Addr) {
+        let groups = ip.segments();
+        let (mut best_start, mut best_len) = (0, 0);
+        let (mut start, mut len) = (0, 0);
+        for (i, &group) in groups.iter().enumerate() {
+            if group == 0 {
+                if len == 0 {
+                    start = i;
+                }
+                len += 1;
+                if len > best_len {
+                    (best_start, best_len) = (start, len);
+                }
+            } else {
+                len = 0;
+            }
+        }
+        if best_len > 1 {
+            self.hex_groups(groups.get(..best_start).unwrap_or_default());
+            self.text("::");
+            self.hex_groups(groups.get(best_start + best_len..).unwrap_or_default());
+        } else {
+            self.hex_groups(&groups);
+        }
+    }
+
+    /// IPv6 groups separated by `:`.
+    fn hex_groups(&mut self, groups: &[u16]) {
+        for (i, &group) in groups.iter().enumerate() {
+            if i > 0 {
+                self.ascii(b':');
+            }
+            let mut started = false;
+            for shift in [12, 8, 4, 0] {
+                // A nibble.
+                let nibble = ((group >> shift) & 0xF) as u8;
+                if nibble != 0 || started || shift == 0 {
+                    started = true;
+                    self.ascii(hex_digit(nibble));
+                }
+            }
+        }
+    }
+}
+
+impl Sink for String {
+    fn text(&mut self, s: &str) {
+        self.push_str(s);
+    }
+
+    fn ascii(&mut self, b: u8) {
+        self.push(char::from(b));
+    }
+}
+
+/// Counts what [`SessionDescription::emit`] would write.
+struct Counter(usize);
+
+impl Sink for Counter {
+    fn text(&mut self, s: &str) {
+        self.0 += s.len();
+    }
+
+    fn ascii(&mut self, _: u8) {
+        self.0 += 1;
+    }
+
+    fn dec(&mut self, n: u64) {
+        self.0 += n.checked_ilog10().map_or(1, |log| log as usize + 1);
+    }
+
+    fn hex(&mut self, bytes: &[u8]) {
+        self.0 += 2 * bytes.len();
+    }
+}
+
+/// A nibble (0..=15) as a lowercase hex digit.
+const fn hex_digit(nibble: u8) -> u8 {
+    match nibble {
+        0..=9 => b'0' + nibble,
+        _ => b'a' + (nibble & 0xF) - 10,
     }
 }
 
@@ -217,26 +390,4 @@ fn check_candidate(c: &Candidate) -> Result<(), &'static str> {
         return Err("an IPv6 flow label or scope id cannot be written");
     }
     Ok(())
-}
-
-/// Lowercase hex, two digits a byte.
-fn write_hex<W: Write>(w: &mut W, bytes: &[u8]) -> fmt::Result {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    for &b in bytes {
-        for nibble in [b >> 4, b & 0x0F] {
-            let digit = DIGITS.get(usize::from(nibble)).copied().unwrap_or(b'0');
-            w.write_char(char::from(digit))?;
-        }
-    }
-    Ok(())
-}
-
-/// A [`Write`] that only counts bytes.
-struct Counter(usize);
-
-impl Write for Counter {
-    fn write_str(&mut self, s: &str) -> fmt::Result {
-        self.0 += s.len();
-        Ok(())
-    }
 }

@@ -132,7 +132,11 @@ impl Session {
     }
 
     /// A packet for this session, already routed and checksum-verified.
-    pub(crate) fn handle_packet(&mut self, ctx: &mut Context, packet: Incoming<'_>) -> Result<(), Drop> {
+    pub(crate) fn handle_packet(
+        &mut self,
+        ctx: &mut Context,
+        packet: Incoming<'_>,
+    ) -> Result<(), Drop> {
         if self.phase == SessionPhase::Ended {
             return Err(Drop::Unexpected);
         }

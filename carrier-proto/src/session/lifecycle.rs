@@ -338,18 +338,12 @@ impl Session {
             .unwrap_or(&[]);
         if connecting {
             let rng = &mut ctx.rng;
-            self.path.start(
-                now,
-                &ctx.hosts,
-                remotes,
-                controlling,
-                &ctx.config,
-                || {
+            self.path
+                .start(now, &ctx.hosts, remotes, controlling, &ctx.config, || {
                     let mut t = [0; crate::packet::TRANSACTION_ID_LEN];
                     rng.fill(&mut t);
                     t
-                },
-            );
+                });
             self.handle_timeout(ctx, now);
         }
     }
