@@ -20,8 +20,8 @@ use core::time::Duration;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use carrier_proto::{
-    Answer, Config, Endpoint, Event, Input, Instant, Offer, Output, Reply, SessionId, StreamId,
-    StreamOptions, StreamState, StreamType,
+    Answer, Config, Endpoint, Event, Input, Instant, Offer, Output, Reply, SessionId, SessionMut,
+    StreamId, StreamOptions, StreamState, StreamType,
 };
 
 use crate::netem::{Datagram, LinkConfig, Netem};
@@ -141,6 +141,14 @@ impl Sim {
     /// The endpoint of a peer.
     pub fn ep(&mut self, peer: PeerIdx) -> &mut Endpoint {
         &mut self.peers[peer].endpoint
+    }
+
+    /// A peer's session (panics if it does not exist: tests use this on sessions they made).
+    pub fn session(&mut self, peer: PeerIdx, id: SessionId) -> SessionMut<'_> {
+        self.peers[peer]
+            .endpoint
+            .session(id)
+            .expect("the session exists")
     }
 
     /// Sets the link in both directions between two peers.
@@ -403,6 +411,29 @@ impl Sim {
                 _ => None,
             })
             .collect()
+    }
+
+    /// When a peer's stream last entered `state`, if it did.
+    pub fn state_time(
+        &self,
+        peer: PeerIdx,
+        session: SessionId,
+        stream: usize,
+        state: StreamState,
+    ) -> Option<Instant> {
+        self.peers[peer]
+            .events
+            .iter()
+            .rev()
+            .find_map(|(t, e)| match e {
+                Event::StateChanged {
+                    session: s,
+                    stream: st,
+                    state: st8,
+                    ..
+                } if *s == session && st.index() == stream && *st8 == state => Some(*t),
+                _ => None,
+            })
     }
 
     /// Every state a peer's stream went through, with the reason, in order.

@@ -95,9 +95,9 @@ proptest! {
         // At most one event per frame, and a frame is at least one byte.
         prop_assert!(events <= payload.len().max(1) * 2);
         // Still alive afterwards: the session keeps working.
-        let id = sim.ep(hs.offerer_peer).session(hs.offerer).unwrap().stream_at(0).unwrap();
+        let id = sim.session(hs.offerer_peer, hs.offerer).stream_at(0).unwrap();
         let now = sim.now;
-        let _ = sim.ep(hs.offerer_peer).session(hs.offerer).unwrap().write(now, id, b"after");
+        let _ = sim.session(hs.offerer_peer, hs.offerer).write(now, id, b"after");
         sim.drain(hs.offerer_peer);
         sim.run_for(Duration::from_millis(5));
     }
@@ -106,9 +106,9 @@ proptest! {
     fn mutated_real_packets_never_panic(flips in proptest::collection::vec((any::<usize>(), any::<u8>()), 1..8), fix_checksum in any::<bool>()) {
         let (mut sim, hs) = connected();
         // A real datagram packet: frames behind a valid header.
-        let id = sim.ep(hs.offerer_peer).session(hs.offerer).unwrap().stream_at(0).unwrap();
+        let id = sim.session(hs.offerer_peer, hs.offerer).stream_at(0).unwrap();
         let now = sim.now;
-        sim.ep(hs.offerer_peer).session(hs.offerer).unwrap().write(now, id, b"0123456789").unwrap();
+        sim.session(hs.offerer_peer, hs.offerer).write(now, id, b"0123456789").unwrap();
         let Output::Transmit(t) = sim.ep(hs.offerer_peer).poll_output() else { panic!("a transmit") };
         let mut bytes = t.contents.to_vec();
         let body_len = bytes.len() - 4;
@@ -155,13 +155,11 @@ fn an_undrained_flood_of_datagrams_is_bounded_by_the_event_limit() {
     );
     let hs = sim.handshake(a, b, &[(T::Application, O::empty())]);
     assert!(sim.run_until_connected(&hs, 1));
-    let id = sim.ep(a).session(hs.offerer).unwrap().stream_at(0).unwrap();
+    let id = sim.session(a, hs.offerer).stream_at(0).unwrap();
     let mut packets = Vec::new();
     for i in 0..1000u32 {
         let now = sim.now;
-        sim.ep(a)
-            .session(hs.offerer)
-            .unwrap()
+        sim.session(a, hs.offerer)
             .write(now, id, &i.to_be_bytes())
             .unwrap();
         while let Output::Transmit(t) = sim.ep(a).poll_output() {

@@ -38,12 +38,7 @@ fn seed_handshake_reaches_connected_with_every_state_reported() {
         }
     }
     let id = stream_id(&mut sim, a, hs.offerer, 0);
-    let info = sim
-        .ep(a)
-        .session(hs.offerer)
-        .unwrap()
-        .transport_info(id)
-        .unwrap();
+    let info = sim.session(a, hs.offerer).transport_info(id).unwrap();
     assert_eq!(info.topology, NetworkTopology::Lan);
     assert_eq!(info.local.address, sim.peers[a].addr);
     assert_eq!(info.remote.address, sim.peers[b].addr);
@@ -78,25 +73,16 @@ fn refusal_reaches_the_offerer_with_status_and_reason() {
     let mut sim = Sim::new(3);
     let (a, b) = (sim.add_peer("alice"), sim.add_peer("bob"));
     let s1 = sim.ep(a).new_session("bob").unwrap();
-    sim.ep(a)
-        .session(s1)
-        .unwrap()
-        .add_stream(APP.0, APP.1)
-        .unwrap();
+    sim.session(a, s1).add_stream(APP.0, APP.1).unwrap();
     let now = sim.now;
-    let pending = sim.ep(a).session(s1).unwrap().request(now, "").unwrap();
+    let pending = sim.session(a, s1).request(now, "").unwrap();
     let offer = sim.deliver_offer(b, "alice", &pending.offer().to_sdp_string());
     let s2 = sim.ep(b).new_session("alice").unwrap();
     let refusal = Reply::Refuse {
         status: 3,
         reason: "busy right now".into(),
     };
-    let answer = sim
-        .ep(b)
-        .session(s2)
-        .unwrap()
-        .reply(&offer, refusal)
-        .unwrap();
+    let answer = sim.session(b, s2).reply(&offer, refusal).unwrap();
     assert_eq!(
         sim.ep(a).handle_answer(&answer.to_sdp_string()).unwrap(),
         s1
@@ -118,9 +104,7 @@ fn refusal_reaches_the_offerer_with_status_and_reason() {
     );
     // A refused session cannot be started.
     let err = sim
-        .ep(a)
-        .session(s1)
-        .unwrap()
+        .session(a, s1)
         .start_with(now, pending, answer)
         .unwrap_err();
     assert!(matches!(err, Error::SessionPhase { .. }), "{err:?}");
@@ -131,7 +115,7 @@ fn refusal_reaches_the_offerer_with_status_and_reason() {
         reason: String::new(),
     };
     assert_eq!(
-        sim.ep(b).session(s3).unwrap().reply(&offer, zero),
+        sim.session(b, s3).reply(&offer, zero),
         Err(Error::ZeroRefusalStatus)
     );
 }
@@ -144,13 +128,9 @@ fn request_without_reply_times_out_after_the_configured_time() {
         Config::default().with_request_timeout(Duration::from_secs(300)),
     );
     let s1 = sim.ep(a).new_session("nobody").unwrap();
-    sim.ep(a)
-        .session(s1)
-        .unwrap()
-        .add_stream(APP.0, APP.1)
-        .unwrap();
+    sim.session(a, s1).add_stream(APP.0, APP.1).unwrap();
     let now = sim.now;
-    let _pending = sim.ep(a).session(s1).unwrap().request(now, "x").unwrap();
+    let _pending = sim.session(a, s1).request(now, "x").unwrap();
     sim.drain(a);
     sim.run_for(Duration::from_secs(299));
     assert!(
@@ -214,9 +194,7 @@ fn datagrams_arrive_with_the_loss_the_link_was_set_to() {
     for i in 0..N {
         let msg = format!("datagram {i}");
         let now = sim.now;
-        sim.ep(a)
-            .session(hs.offerer)
-            .unwrap()
+        sim.session(a, hs.offerer)
             .write(now, id, msg.as_bytes())
             .unwrap();
         sim.drain(a);
@@ -250,11 +228,7 @@ fn corrupted_duplicated_reordered_datagrams_are_dropped_or_delivered_intact() {
     let sent: Vec<Vec<u8>> = (0..2000u32).map(|i| i.to_be_bytes().repeat(50)).collect();
     for msg in &sent {
         let now = sim.now;
-        sim.ep(a)
-            .session(hs.offerer)
-            .unwrap()
-            .write(now, id, msg)
-            .unwrap();
+        sim.session(a, hs.offerer).write(now, id, msg).unwrap();
         sim.drain(a);
         sim.run_for(Duration::from_micros(200));
     }
@@ -285,27 +259,17 @@ fn largest_write_follows_the_mtu_and_larger_is_an_error() {
     let hs = sim.handshake(a, b, &[APP]);
     assert!(sim.run_until_connected(&hs, 1));
     let id = stream_id(&mut sim, a, hs.offerer, 0);
-    let max = sim
-        .ep(a)
-        .session(hs.offerer)
-        .unwrap()
-        .max_datagram_size(id)
-        .unwrap();
+    let max = sim.session(a, hs.offerer).max_datagram_size(id).unwrap();
     assert_eq!(max, 1200 - 22 - 4);
     let now = sim.now;
     let too_big = vec![7u8; max + 1];
     let err = sim
-        .ep(a)
-        .session(hs.offerer)
-        .unwrap()
+        .session(a, hs.offerer)
         .write(now, id, &too_big)
         .unwrap_err();
     assert_eq!(err, Error::PayloadTooLarge { len: max + 1, max });
     let fits = vec![9u8; max];
-    assert_eq!(
-        sim.ep(a).session(hs.offerer).unwrap().write(now, id, &fits),
-        Ok(max)
-    );
+    assert_eq!(sim.session(a, hs.offerer).write(now, id, &fits), Ok(max));
     sim.drain(a);
     sim.run_for(Duration::from_millis(10));
     assert_eq!(sim.received(b, hs.answerer, 0), [bytes::Bytes::from(fits)]);
@@ -318,19 +282,9 @@ fn misuse_is_a_typed_error() {
     let (a, b) = (sim.add_peer("alice"), sim.add_peer("bob"));
     let now = sim.now;
     let s1 = sim.ep(a).new_session("bob").unwrap();
-    let st = sim
-        .ep(a)
-        .session(s1)
-        .unwrap()
-        .add_stream(APP.0, APP.1)
-        .unwrap();
+    let st = sim.session(a, s1).add_stream(APP.0, APP.1).unwrap();
     // write before Connected
-    let err = sim
-        .ep(a)
-        .session(s1)
-        .unwrap()
-        .write(now, st, b"x")
-        .unwrap_err();
+    let err = sim.session(a, s1).write(now, st, b"x").unwrap_err();
     assert_eq!(
         err,
         Error::StreamState {
@@ -340,45 +294,29 @@ fn misuse_is_a_typed_error() {
     );
     // start before reply
     assert!(matches!(
-        sim.ep(a).session(s1).unwrap().start(now),
+        sim.session(a, s1).start(now),
         Err(Error::SessionPhase { .. })
     ));
-    let pending = sim.ep(a).session(s1).unwrap().request(now, "b").unwrap();
+    let pending = sim.session(a, s1).request(now, "b").unwrap();
     // add_stream and request after request
     assert!(matches!(
-        sim.ep(a).session(s1).unwrap().add_stream(APP.0, APP.1),
+        sim.session(a, s1).add_stream(APP.0, APP.1),
         Err(Error::SessionPhase { .. })
     ));
     assert!(matches!(
-        sim.ep(a).session(s1).unwrap().request(now, "b"),
+        sim.session(a, s1).request(now, "b"),
         Err(Error::SessionPhase { .. })
     ));
     // An answer to a different offer does not start this session.
     let other = sim.ep(a).new_session("carol").unwrap();
-    sim.ep(a)
-        .session(other)
-        .unwrap()
-        .add_stream(APP.0, APP.1)
-        .unwrap();
-    let other_pending = sim.ep(a).session(other).unwrap().request(now, "c").unwrap();
+    sim.session(a, other).add_stream(APP.0, APP.1).unwrap();
+    let other_pending = sim.session(a, other).request(now, "c").unwrap();
     let offer = sim.deliver_offer(b, "alice", &other_pending.offer().to_sdp_string());
     let s2 = sim.ep(b).new_session("alice").unwrap();
-    sim.ep(b)
-        .session(s2)
-        .unwrap()
-        .add_stream(APP.0, APP.1)
-        .unwrap();
-    let answer = sim
-        .ep(b)
-        .session(s2)
-        .unwrap()
-        .reply(&offer, Reply::Accept)
-        .unwrap();
+    sim.session(b, s2).add_stream(APP.0, APP.1).unwrap();
+    let answer = sim.session(b, s2).reply(&offer, Reply::Accept).unwrap();
     assert_eq!(
-        sim.ep(a)
-            .session(s1)
-            .unwrap()
-            .start_with(now, pending, answer),
+        sim.session(a, s1).start_with(now, pending, answer),
         Err(Error::AnswerMismatch)
     );
     // Unknown ids
@@ -429,20 +367,7 @@ fn no_path_fails_the_streams_after_the_connect_timeout() {
             Some(&(S::Failed, Some(StateReason::ConnectTimeout)))
         );
     }
-    let failed_at = sim.peers[a]
-        .events
-        .iter()
-        .find(|(_, e)| {
-            matches!(
-                e,
-                Event::StateChanged {
-                    state: S::Failed,
-                    ..
-                }
-            )
-        })
-        .map(|(t, _)| *t)
-        .unwrap();
+    let failed_at = sim.state_time(a, hs.offerer, 0, S::Failed).unwrap();
     assert_eq!(failed_at - start, Duration::from_secs(5));
     // Nothing is left armed: the simulation goes quiet.
     assert_eq!(sim.next_event_time(), None);
@@ -473,21 +398,7 @@ fn keepalive_holds_an_idle_session_and_silence_closes_it() {
             log.last(),
             Some(&(S::Closed, Some(StateReason::IdleTimeout)))
         );
-        let at = sim.peers[p]
-            .events
-            .iter()
-            .rev()
-            .find(|(_, e)| {
-                matches!(
-                    e,
-                    Event::StateChanged {
-                        state: S::Closed,
-                        ..
-                    }
-                )
-            })
-            .map(|(t, _)| *t)
-            .unwrap();
+        let at = sim.state_time(p, s, 0, S::Closed).unwrap();
         let since_cut = at - cut;
         assert!(
             since_cut >= Duration::from_secs(15) && since_cut <= Duration::from_millis(20_001),
@@ -505,11 +416,7 @@ fn closing_a_session_or_stream_tells_the_peer() {
     assert!(sim.run_until_connected(&hs, 2));
     let s0 = stream_id(&mut sim, a, hs.offerer, 0);
     let now = sim.now;
-    sim.ep(a)
-        .session(hs.offerer)
-        .unwrap()
-        .close_stream(now, s0)
-        .unwrap();
+    sim.session(a, hs.offerer).close_stream(now, s0).unwrap();
     sim.drain(a);
     sim.run_for(Duration::from_millis(10));
     assert_eq!(
@@ -556,9 +463,7 @@ fn one_endpoint_routes_many_sessions_and_drops_garbage() {
         let id = stream_id(&mut sim, hs.offerer_peer, hs.offerer, 0);
         let now = sim.now;
         let msg = format!("session {i}");
-        sim.ep(hs.offerer_peer)
-            .session(hs.offerer)
-            .unwrap()
+        sim.session(hs.offerer_peer, hs.offerer)
             .write(now, id, msg.as_bytes())
             .unwrap();
         sim.drain(hs.offerer_peer);
@@ -609,13 +514,9 @@ fn requests_are_routed_by_the_longest_bundle_prefix() {
     let _chat = sim.ep(b).add_request_handler("chat");
     let mut route = |bundle: &str| {
         let s = sim.ep(a).new_session("bob").unwrap();
-        sim.ep(a)
-            .session(s)
-            .unwrap()
-            .add_stream(APP.0, APP.1)
-            .unwrap();
+        sim.session(a, s).add_stream(APP.0, APP.1).unwrap();
         let now = sim.now;
-        let p = sim.ep(a).session(s).unwrap().request(now, bundle).unwrap();
+        let p = sim.session(a, s).request(now, bundle).unwrap();
         sim.deliver_offer(b, "alice", &p.offer().to_sdp_string());
         sim.peers[b].events.iter().rev().find_map(|(_, e)| match e {
             Event::SessionRequest { handler, offer, .. } => {
@@ -644,12 +545,7 @@ fn ipv6_and_dual_stack_peers_pair_by_family() {
     let hs = sim.handshake(a, b, &[APP]);
     assert!(sim.run_until_connected(&hs, 1));
     let id = stream_id(&mut sim, a, hs.offerer, 0);
-    let info = sim
-        .ep(a)
-        .session(hs.offerer)
-        .unwrap()
-        .transport_info(id)
-        .unwrap();
+    let info = sim.session(a, hs.offerer).transport_info(id).unwrap();
     assert_eq!((info.local.address, info.remote.address), (a6, b6));
     // No address family in common: nothing to pair, the connect timeout fails the stream.
     let c = sim.add_peer_at("carol", &["192.0.2.3:7000".parse().unwrap()]);
