@@ -74,6 +74,7 @@ pub mod sdp;
 mod session;
 mod stream;
 mod time;
+mod transport;
 mod types;
 
 pub use config::{Config, SdpLimits};
