@@ -16,3 +16,7 @@ pub(crate) mod congestion;
 pub(crate) mod pacing;
 pub(crate) mod rtt;
 pub(crate) mod varint;
+pub(crate) mod range_set;
+pub(crate) mod recv_stream;
+pub(crate) mod send_stream;
+pub(crate) mod recovery;

@@ -1,0 +1,224 @@
+//! The receiving half of a reliable stream: reassembly of out-of-order data, in-order
+//! delivery, the final size, and the flow-control credit we grant.
+//!
+//! In-order data is delivered as zero-copy slices of the received datagrams. Data that
+//! arrives ahead of a gap waits in `segments` (also slices, so no copy), bounded in bytes by
+//! the credit we granted and in count by `max_segments` (a peer sending 1-byte segments
+//! cannot pin unbounded datagram memory: past the limit a segment is dropped and the peer
+//! retransmits it).
+
+use alloc::collections::BTreeMap;
+use bytes::Bytes;
+
+/// Why a STREAM frame was refused (the peer broke the protocol; the packet is dropped).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum RecvError {
+    /// Data beyond the credit we granted.
+    FlowControl,
+    /// Data beyond, or a FIN that contradicts, the final size.
+    FinalSize,
+}
+
+/// The receiving half of a reliable stream.
+#[derive(Debug)]
+pub(crate) struct RecvStream {
+    /// Bytes delivered to the application, in order.
+    delivered: u64,
+    /// Data ahead of `delivered`, keyed by offset; no two overlap.
+    segments: BTreeMap<u64, Bytes>,
+    max_segments: usize,
+    final_size: Option<u64>,
+    /// The end-of-stream was reported.
+    finished: bool,
+    /// Bytes the application has taken out of the event queue.
+    consumed: u64,
+    /// The credit we granted: the peer may send offsets below this.
+    pub(crate) max_data: u64,
+    window: u64,
+}
+
+impl RecvStream {
+    pub(crate) fn new(window: u64, max_segments: usize) -> Self {
+        RecvStream {
+            delivered: 0,
+            segments: BTreeMap::new(),
+            max_segments,
+            final_size: None,
+            finished: false,
+            consumed: 0,
+            max_data: window,
+            window,
+        }
+    }
+
+    /// Takes a STREAM frame's data; calls `deliver` with each in-order piece now available.
+    /// Returns whether the stream's end was reached by this frame.
+    pub(crate) fn on_data(
+        &mut self,
+        offset: u64,
+        data: Bytes,
+        fin: bool,
+        mut deliver: impl FnMut(Bytes),
+    ) -> Result<bool, RecvError> {
+        let end = offset + data.len() as u64;
+        if end > self.max_data {
+            return Err(RecvError::FlowControl);
+        }
+        match self.final_size {
+            Some(f) if end > f || (fin && end != f) => return Err(RecvError::FinalSize),
+            None if fin && self.highest_seen() > end => return Err(RecvError::FinalSize),
+            _ => {}
+        }
+        if fin {
+            self.final_size = Some(end);
+        }
+        // Trim what was delivered already.
+        let data = if offset < self.delivered {
+            let skip = (self.delivered - offset).min(data.len() as u64) as usize;
+            data.slice(skip..)
+        } else {
+            data
+        };
+        let offset = offset.max(self.delivered);
+        if !data.is_empty() {
+            if offset == self.delivered {
+                self.delivered += data.len() as u64;
+                deliver(data);
+                self.drain(&mut deliver);
+            } else {
+                self.store(offset, data);
+            }
+        }
+        Ok(self.check_finished())
+    }
+
+    fn highest_seen(&self) -> u64 {
+        self.segments
+            .iter()
+            .next_back()
+            .map_or(self.delivered, |(o, d)| o + d.len() as u64)
+    }
+
+    /// Keeps out-of-order data, trimmed against neighbours so segments never overlap.
+    fn store(&mut self, mut offset: u64, mut data: Bytes) {
+        if let Some((&o, d)) = self.segments.range(..=offset).next_back() {
+            let prev_end = o + d.len() as u64;
+            if prev_end >= offset + data.len() as u64 {
+                return; // entirely inside an existing segment
+            }
+            if prev_end > offset {
+                data = data.slice((prev_end - offset) as usize..);
+                offset = prev_end;
+            }
+        }
+        // Cut at the next segment; the part beyond it is covered or arrives again.
+        if let Some((&next, _)) = self.segments.range(offset..).next() {
+            if next < offset + data.len() as u64 {
+                data.truncate((next - offset) as usize);
+            }
+        }
+        if data.is_empty() || self.segments.len() >= self.max_segments {
+            return;
+        }
+        self.segments.insert(offset, data);
+    }
+
+    fn drain(&mut self, deliver: &mut impl FnMut(Bytes)) {
+        while let Some(entry) = self.segments.first_entry() {
+            let o = *entry.key();
+            if o > self.delivered {
+                break;
+            }
+            let d = entry.remove();
+            let end = o + d.len() as u64;
+            if end > self.delivered {
+                let piece = d.slice((self.delivered - o) as usize..);
+                self.delivered = end;
+                deliver(piece);
+            }
+        }
+    }
+
+    fn check_finished(&mut self) -> bool {
+        if !self.finished && self.final_size == Some(self.delivered) {
+            self.finished = true;
+            return true;
+        }
+        false
+    }
+
+    /// All data up to the FIN has been delivered.
+    pub(crate) fn is_finished(&self) -> bool {
+        self.finished
+    }
+
+    /// The application took `n` delivered bytes. Returns a new credit to advertise when
+    /// the remaining credit fell below half a window.
+    pub(crate) fn on_consumed(&mut self, n: u64) -> Option<u64> {
+        self.consumed = (self.consumed + n).min(self.delivered);
+        if self.final_size.is_some() {
+            return None;
+        }
+        let target = self.consumed + self.window;
+        if target - self.max_data.min(target) >= self.window / 2 {
+            self.max_data = target;
+            return Some(target);
+        }
+        None
+    }
+
+    /// Out-of-order segments held.
+    pub(crate) fn buffered_segments(&self) -> usize {
+        self.segments.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::vec::Vec;
+
+    fn run(r: &mut RecvStream, offset: u64, data: &[u8], fin: bool) -> (Vec<u8>, bool) {
+        let mut out = Vec::new();
+        let done = r
+            .on_data(offset, Bytes::copy_from_slice(data), fin, |b| out.extend_from_slice(&b))
+            .unwrap();
+        (out, done)
+    }
+
+    #[test]
+    fn reassembles_out_of_order_and_overlapping_data() {
+        let mut r = RecvStream::new(1000, 16);
+        assert_eq!(run(&mut r, 5, b"56789", false).0, b"");
+        assert_eq!(run(&mut r, 3, b"3456", false).0, b"");
+        assert_eq!(r.buffered_segments(), 2);
+        assert_eq!(run(&mut r, 0, b"012", false).0, b"3456789".iter().fold(b"012".to_vec(), |mut v, b| { v.push(*b); v }));
+        // Duplicates deliver nothing.
+        assert_eq!(run(&mut r, 0, b"0123", false).0, b"");
+        let (out, done) = run(&mut r, 10, b"ab", true);
+        assert_eq!((out, done), (b"ab".to_vec(), true));
+        assert!(r.is_finished());
+    }
+
+    #[test]
+    fn limits_are_enforced() {
+        let mut r = RecvStream::new(10, 2);
+        let e = r.on_data(5, Bytes::from_static(b"123456"), false, |_| {});
+        assert_eq!(e, Err(RecvError::FlowControl));
+        run(&mut r, 2, b"a", false);
+        run(&mut r, 4, b"b", false);
+        run(&mut r, 6, b"c", false); // over the segment limit: dropped, resent later
+        assert_eq!(r.buffered_segments(), 2);
+        run(&mut r, 0, b"xy", false);
+        assert!(r.on_data(0, Bytes::from_static(b"xyz"), true, |_| {}).is_err(), "fin below data seen");
+    }
+
+    #[test]
+    fn credit_is_renewed_at_half_a_window() {
+        let mut r = RecvStream::new(100, 16);
+        run(&mut r, 0, &[0; 60], false);
+        assert_eq!(r.on_consumed(40), None);
+        assert_eq!(r.on_consumed(20), Some(160));
+        assert_eq!(r.max_data, 160);
+    }
+}
