@@ -2,6 +2,8 @@
 
 use core::time::Duration;
 
+use crate::transport::TransportConfig;
+
 /// Limits applied when parsing a session description (offer or answer) from a peer.
 ///
 /// Every size a peer controls is bounded here; input over a limit is a typed
@@ -83,6 +85,8 @@ pub struct Config {
     pub max_queued_events: usize,
     /// Limits on descriptions received from peers.
     pub sdp: SdpLimits,
+    /// Reliable streams: congestion control, recovery, buffers, windows.
+    pub transport: TransportConfig,
 }
 
 impl Default for Config {
@@ -104,6 +108,7 @@ impl Default for Config {
             max_peer_id_len: 256,
             max_queued_events: 4096,
             sdp: SdpLimits::default(),
+            transport: TransportConfig::default(),
         }
     }
 }
@@ -130,6 +135,12 @@ impl Config {
     /// Sets [`Config::max_udp_payload`].
     pub fn with_max_udp_payload(mut self, bytes: usize) -> Self {
         self.max_udp_payload = bytes;
+        self
+    }
+
+    /// Sets [`Config::transport`].
+    pub fn with_transport(mut self, transport: TransportConfig) -> Self {
+        self.transport = transport;
         self
     }
 

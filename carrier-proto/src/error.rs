@@ -41,6 +41,10 @@ pub enum Error {
         /// Largest payload one write can carry ([`max_datagram_size`](crate::SessionMut::max_datagram_size)).
         max: usize,
     },
+    /// The stream's send buffer is full: nothing was taken. An
+    /// [`Event::Writable`](crate::Event::Writable) follows when room frees up.
+    #[error("the send buffer is full; wait for a Writable event")]
+    WouldBlock,
     /// The call needs something this crate does not do yet (reliable stream data arrives
     /// with the reliability layer).
     #[error("not supported yet: {0}")]

@@ -42,13 +42,22 @@ pub enum Event {
         /// Why, for Deactivated, Closed and Failed.
         reason: Option<StateReason>,
     },
-    /// A datagram arrived on an unreliable stream (the original's `onStreamData`).
+    /// Data arrived (the original's `onStreamData`): one datagram on an unreliable stream,
+    /// or the next in-order bytes of a reliable stream (taking this event out of
+    /// `poll_output` is what returns flow-control credit to the peer).
     StreamData {
         /// The stream's session.
         session: SessionId,
         /// The stream.
         stream: StreamId,
-        /// The bytes the peer wrote, as one datagram.
+        /// The bytes.
         data: Bytes,
+    },
+    /// A reliable stream whose `write` was refused or cut short has room again.
+    Writable {
+        /// The stream's session.
+        session: SessionId,
+        /// The stream.
+        stream: StreamId,
     },
 }

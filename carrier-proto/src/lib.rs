@@ -86,6 +86,9 @@ pub use sdp::Refusal;
 pub use session::{SessionId, SessionPhase};
 pub use stream::{StateReason, StreamId, TransitionError};
 pub use time::Instant;
+pub use transport::TransportConfig;
+pub use transport::congestion::CongestionAlgorithm;
+pub use transport::recovery::RecoveryConfig;
 pub use types::{
     AddressInfo, Candidate, CandidateType, CloseReason, NetworkTopology, StreamOptions,
     StreamState, StreamType, TransportInfo,

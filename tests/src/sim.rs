@@ -58,7 +58,6 @@ pub struct Handshake {
 }
 
 /// Endpoints, a network, and virtual time.
-#[derive(Debug)]
 pub struct Sim {
     /// Current virtual time.
     pub now: Instant,
@@ -69,7 +68,15 @@ pub struct Sim {
     seed: u64,
     /// Steps taken (a bound on it turns a livelock into a test failure, not a hang).
     pub steps: u64,
+    /// Scripted loss: called for every datagram a peer sends (with its running index);
+    /// returning true drops it before it reaches the network.
+    pub drop_filter: Option<DropFilter>,
+    /// Datagrams handed to the network so far (the index the filter sees).
+    pub sent_count: u64,
 }
+
+/// A scripted-loss predicate (see [`Sim::drop_filter`]).
+pub type DropFilter = Box<dyn FnMut(u64, &Datagram) -> bool>;
 
 /// A peer's config seed, derived from the simulation seed and its index.
 fn peer_seed(seed: u64, idx: usize) -> [u8; 32] {
@@ -91,6 +98,8 @@ impl Sim {
             peers: Vec::new(),
             seed,
             steps: 0,
+            drop_filter: None,
+            sent_count: 0,
         }
     }
 
@@ -466,4 +475,107 @@ pub fn stream_id(sim: &mut Sim, peer: PeerIdx, session: SessionId, index: usize)
         .ok()
         .and_then(|s| s.stream_at(index))
         .expect("the stream exists")
+}
+
+impl std::fmt::Debug for Sim {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sim")
+            .field("now", &self.now)
+            .field("seed", &self.seed)
+            .field("steps", &self.steps)
+            .field("peers", &self.peers.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// How a [`Sim::transfer`] went.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Transfer {
+    /// The bytes the receiver got, in order.
+    pub received: Vec<u8>,
+    /// Virtual time from the first write to the last byte received.
+    pub elapsed: Duration,
+    /// Whether every byte arrived before the deadline.
+    pub complete: bool,
+}
+
+impl Sim {
+    /// Sends `data` on a reliable stream from one side of `hs` to the other, as an
+    /// application would: write what the send buffer takes, run the network, write more
+    /// when there is room. `chunk` bounds each write. Stops when the receiver has every byte
+    /// or after `limit` of virtual time.
+    pub fn transfer(
+        &mut self,
+        hs: &Handshake,
+        from_offerer: bool,
+        stream: usize,
+        data: &[u8],
+        chunk: usize,
+        limit: Duration,
+    ) -> Transfer {
+        let (sp, ss, rp, rs) = if from_offerer {
+            (hs.offerer_peer, hs.offerer, hs.answerer_peer, hs.answerer)
+        } else {
+            (hs.answerer_peer, hs.answerer, hs.offerer_peer, hs.offerer)
+        };
+        let id = stream_id(self, sp, ss, stream);
+        let start = self.now;
+        let deadline = start + limit;
+        let first_event = self.peers[rp].events.len();
+        let mut written = 0;
+        let mut received = 0;
+        let mut scanned = first_event;
+        let mut last_rx = start;
+        loop {
+            while written < data.len() {
+                let now = self.now;
+                let end = (written + chunk).min(data.len());
+                match self.session(sp, ss).write(now, id, &data[written..end]) {
+                    Ok(n) => written += n,
+                    Err(carrier_proto::Error::WouldBlock) => break,
+                    Err(e) => panic!("write failed: {e}"),
+                }
+            }
+            self.drain(sp);
+            let events = &self.peers[rp].events;
+            for (_, e) in &events[scanned..] {
+                if let Event::StreamData {
+                    session,
+                    stream: st,
+                    data,
+                } = e
+                {
+                    if *session == rs && st.index() == stream {
+                        received += data.len();
+                        last_rx = self.now;
+                    }
+                }
+            }
+            scanned = events.len();
+            if received >= data.len() || self.now >= deadline {
+                break;
+            }
+            if !self.step() {
+                break;
+            }
+        }
+        let mut out = Vec::with_capacity(received);
+        for (_, e) in &self.peers[rp].events[first_event..] {
+            if let Event::StreamData {
+                session,
+                stream: st,
+                data,
+            } = e
+            {
+                if *session == rs && st.index() == stream {
+                    out.extend_from_slice(data);
+                }
+            }
+        }
+        Transfer {
+            complete: out.len() == data.len(),
+            received: out,
+            elapsed: last_rx - start,
+        }
+    }
 }

@@ -26,6 +26,9 @@ pub(crate) struct Context {
     pub(crate) events: VecDeque<Event>,
     pub(crate) transmits: VecDeque<Transmit>,
     pub(crate) stats: EndpointStats,
+    /// The latest time the driver told us (inputs and application calls), for the packets
+    /// `poll_output` builds on demand.
+    pub(crate) now: crate::time::Instant,
     /// Packets are built here and split off as `Bytes`. Once the driver drops the
     /// transmits, `reserve` reclaims the same allocation, so steady-state sending does not
     /// allocate.
@@ -42,6 +45,7 @@ impl Context {
             events: VecDeque::new(),
             transmits: VecDeque::new(),
             stats: EndpointStats::default(),
+            now: crate::time::Instant::ZERO,
             tx_buf: BytesMut::new(),
         }
     }
@@ -70,7 +74,7 @@ impl Context {
         destination: SocketAddr,
         header: &Header,
         payload: impl FnOnce(&mut BytesMut),
-    ) {
+    ) -> usize {
         // Room for one more packet; when short, ask for a whole slab. While earlier packets
         // are still held this allocates a new slab; once they are dropped it reclaims the
         // old one in place.
@@ -80,12 +84,14 @@ impl Context {
         }
         write_packet(&mut self.tx_buf, header, payload);
         let contents = self.tx_buf.split().freeze();
+        let len = contents.len();
         self.stats.packets_sent += 1;
-        self.stats.bytes_sent += contents.len() as u64;
+        self.stats.bytes_sent += len as u64;
         self.transmits.push_back(Transmit {
             source,
             destination,
             contents,
         });
+        len
     }
 }

@@ -18,6 +18,11 @@ pub struct SessionMut<'a> {
 }
 
 impl SessionMut<'_> {
+    /// Records the time of an application call (packets built later carry it).
+    fn at(&mut self, now: Instant) {
+        self.ctx.now = self.ctx.now.max(now);
+    }
+
     /// The session's id.
     pub fn id(&self) -> SessionId {
         self.session.id
@@ -117,6 +122,7 @@ impl SessionMut<'_> {
         pending: PendingOffer,
         answer: Answer,
     ) -> Result<(), Error> {
+        self.at(now);
         self.session.start_with(self.ctx, now, pending, answer)
     }
 
@@ -126,15 +132,31 @@ impl SessionMut<'_> {
         self.session.max_datagram_size(self.ctx, stream)
     }
 
-    /// Sends `data` as one datagram on a Connected unreliable stream (the original's
-    /// `writeData`). Returns the bytes taken (all of them). Larger than
-    /// [`max_datagram_size`](Self::max_datagram_size) is an error and sends nothing.
+    /// Writes on a Connected stream (the original's `writeData`).
+    ///
+    /// - Unreliable: `data` goes out as one datagram; returns its length. Larger than
+    ///   [`max_datagram_size`](Self::max_datagram_size) is an error and sends nothing. When
+    ///   the congestion window is full the datagram is dropped (counted in
+    ///   `EndpointStats::datagrams_congestion_dropped`), as a full network queue would.
+    /// - Reliable: takes as much as the send buffer has room for and returns how much
+    ///   (possibly less than `data.len()`); with no room at all it is
+    ///   [`Error::WouldBlock`], and an [`Event::Writable`](crate::Event::Writable) follows
+    ///   when acknowledgements free space. The bytes go out as `poll_output` is drained.
     pub fn write(&mut self, now: Instant, stream: StreamId, data: &[u8]) -> Result<usize, Error> {
+        self.at(now);
         self.session.write(self.ctx, now, stream, data)
     }
 
-    /// Closes one stream and tells the peer.
+    /// Room in a reliable stream's send buffer (0 for unreliable streams).
+    pub fn writable_bytes(&self, stream: StreamId) -> Result<usize, Error> {
+        self.session.writable_bytes(stream)
+    }
+
+    /// Closes one stream and tells the peer. A reliable stream closes gracefully: queued
+    /// data and a FIN go out first, and the stream becomes Closed on both sides once both
+    /// directions are acknowledged. An unreliable stream closes at once.
     pub fn close_stream(&mut self, now: Instant, stream: StreamId) -> Result<(), Error> {
+        self.at(now);
         self.session.close_stream(self.ctx, now, stream)
     }
 }

@@ -104,6 +104,14 @@ pub struct EndpointStats {
     pub events_dropped: u64,
     /// Sessions ended by the idle timeout.
     pub idle_timeouts: u64,
+    /// Sessions whose path died (no ACK after the configured probe timeouts).
+    pub dead_paths: u64,
+    /// Packets received twice (by packet number) and not processed again.
+    pub dropped_duplicate: u64,
+    /// Stream frames refused for breaking flow control or the final size.
+    pub flow_control_violations: u64,
+    /// Datagrams not sent because the congestion window was full.
+    pub datagrams_congestion_dropped: u64,
 }
 
 /// A session table slot: a random tag (the id's high half) and maybe a session.
@@ -131,6 +139,9 @@ pub struct Endpoint {
     live: usize,
     handlers: Vec<(HandlerId, String)>,
     next_handler: u32,
+    /// The session `poll_output` asks for a packet first (round-robin, so one busy session
+    /// cannot starve the others).
+    tx_cursor: usize,
 }
 
 impl Endpoint {
@@ -143,6 +154,7 @@ impl Endpoint {
             live: 0,
             handlers: Vec::new(),
             next_handler: 0,
+            tx_cursor: 0,
         }
     }
 
@@ -242,6 +254,7 @@ impl Endpoint {
     /// are still delivered.
     pub fn close_session(&mut self, now: Instant, id: SessionId) -> Result<(), Error> {
         let i = self.slot_of(id).ok_or(Error::UnknownSession)?;
+        self.ctx.now = self.ctx.now.max(now);
         if let Some(mut session) = self.slots[i].session.take() {
             session.close(&mut self.ctx, now);
         }
@@ -315,6 +328,10 @@ impl Endpoint {
     /// Feeds the core a datagram or the passing of time. Never fails: bad datagrams are
     /// counted in [`Endpoint::stats`] and dropped.
     pub fn handle_input(&mut self, input: Input) {
+        let now = match &input {
+            Input::Receive { now, .. } | Input::Timeout(now) => *now,
+        };
+        self.ctx.now = self.ctx.now.max(now);
         match input {
             Input::Receive {
                 now,
@@ -384,12 +401,44 @@ impl Endpoint {
 
     /// The next thing for the driver: a datagram to send, an event, or — when both queues
     /// are empty — the instant of the next timer.
+    ///
+    /// Packets carrying reliable stream data are built here, one per call, when the
+    /// congestion window, the pacer and flow control allow (so nothing queues inside the
+    /// core); they carry the time of the latest input or call.
     pub fn poll_output(&mut self) -> Output {
         if let Some(t) = self.ctx.transmits.pop_front() {
             return Output::Transmit(t);
         }
         if let Some(e) = self.ctx.events.pop_front() {
+            if let Event::StreamData {
+                session,
+                stream,
+                data,
+            } = &e
+            {
+                // The application has the bytes now: their credit goes back to the peer.
+                let (session, stream, n) = (*session, *stream, data.len() as u64);
+                if let Some(i) = self.slot_of(session) {
+                    if let Some(s) = self.slots[i].session.as_mut() {
+                        s.on_consumed(stream, n);
+                    }
+                }
+            }
             return Output::Event(e);
+        }
+        let n = self.slots.len();
+        let now = self.ctx.now;
+        for k in 0..n {
+            let i = (self.tx_cursor + k) % n;
+            let Some(s) = self.slots[i].session.as_mut() else {
+                continue;
+            };
+            if s.poll_transmit(&mut self.ctx, now) {
+                self.tx_cursor = (i + 1) % n;
+                if let Some(t) = self.ctx.transmits.pop_front() {
+                    return Output::Transmit(t);
+                }
+            }
         }
         Output::Timeout(self.next_timeout())
     }

@@ -5,15 +5,23 @@
 //! PING     = 0x01                                   (elicits nothing; keeps the path alive)
 //! DATAGRAM = 0x02 stream(1) length(2) data(length)  (an unreliable stream's write)
 //! CLOSE    = 0x03 scope(1) reason(1)                (scope: a stream index, or 0xFF = session)
+//! ACK      = 0x04 largest(v) delay-µs(v) extra-ranges(v) first-range(v) (gap(v) len(v))*
+//! STREAM   = 0x05 stream(1) flags(1: FIN=1) offset(v) length(v) data(length)
+//! MAX_DATA = 0x06 max(v)                            (connection credit: total new bytes)
+//! MAX_STREAM_DATA     = 0x07 stream(1) max(v)       (stream credit: highest offset)
+//! DATA_BLOCKED        = 0x08 limit(v)               (sender blocked by connection credit)
+//! STREAM_DATA_BLOCKED = 0x09 stream(1) limit(v)     (sender blocked by stream credit)
 //! ```
 //!
-//! Types 0x04–0x3F are reserved for the layers still to come (ACK ranges, reliable stream
-//! data with offsets, channel control, flow-control credit). A frame has no generic length
-//! field, so an unknown type ends parsing and the packet is dropped.
+//! `(v)` is a QUIC variable-length integer (RFC 9000 §16). Types 0x0A–0x3F are reserved for
+//! the layers still to come (channel control). A frame has no generic length field, so an
+//! unknown type ends parsing and the packet is dropped.
 
 use bytes::{BufMut, BytesMut};
 
 use super::PacketError;
+use crate::transport::ack::AckFrame;
+use crate::transport::varint;
 use crate::types::CloseReason;
 
 /// The CLOSE scope that means the whole session rather than one stream.
@@ -23,6 +31,16 @@ const PADDING: u8 = 0x00;
 const PING: u8 = 0x01;
 const DATAGRAM: u8 = 0x02;
 const CLOSE: u8 = 0x03;
+const ACK: u8 = 0x04;
+const STREAM: u8 = 0x05;
+const MAX_DATA: u8 = 0x06;
+const MAX_STREAM_DATA: u8 = 0x07;
+const DATA_BLOCKED: u8 = 0x08;
+const STREAM_DATA_BLOCKED: u8 = 0x09;
+/// The FIN bit of a STREAM frame's flags.
+const FIN: u8 = 0x01;
+/// Most ranges accepted in one ACK frame (a peer cannot make us walk a longer list).
+pub const MAX_ACK_RANGES: usize = 64;
 
 /// One frame, borrowing its data from the packet.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -45,6 +63,37 @@ pub enum Frame<'a> {
         /// Why.
         reason: CloseReason,
     },
+    /// Packet numbers the sender received.
+    Ack(AckFrame<'a>),
+    /// Bytes of a reliable stream at an offset.
+    Stream {
+        /// The stream's index in the session.
+        stream: u8,
+        /// Stream offset of the first byte.
+        offset: u64,
+        /// The bytes.
+        data: &'a [u8],
+        /// The stream ends after these bytes.
+        fin: bool,
+    },
+    /// Connection-level credit: the peer may send this many new stream bytes in total.
+    MaxData(u64),
+    /// Stream-level credit: the peer may send offsets below this.
+    MaxStreamData {
+        /// The stream's index.
+        stream: u8,
+        /// The new limit.
+        max: u64,
+    },
+    /// The sender has data but no connection credit beyond `limit`.
+    DataBlocked(u64),
+    /// The sender has data on `stream` but no credit beyond `limit`.
+    StreamDataBlocked {
+        /// The stream's index.
+        stream: u8,
+        /// The credit it is stuck at.
+        limit: u64,
+    },
 }
 
 impl Frame<'_> {
@@ -54,7 +103,20 @@ impl Frame<'_> {
             Frame::Padding | Frame::Ping => 1,
             Frame::Datagram { data, .. } => Self::DATAGRAM_OVERHEAD + data.len(),
             Frame::Close { .. } => 3,
+            Frame::Ack(a) => 1 + a.encoded_len(),
+            Frame::Stream { offset, data, .. } => {
+                Self::stream_overhead(*offset, data.len()) + data.len()
+            }
+            Frame::MaxData(v) | Frame::DataBlocked(v) => 1 + varint::encoded_len(*v),
+            Frame::MaxStreamData { max: v, .. } | Frame::StreamDataBlocked { limit: v, .. } => {
+                2 + varint::encoded_len(*v)
+            }
         }
+    }
+
+    /// Bytes a STREAM frame adds to `len` bytes of data at `offset`.
+    pub fn stream_overhead(offset: u64, len: usize) -> usize {
+        3 + varint::encoded_len(offset) + varint::encoded_len(len as u64)
     }
 
     /// Bytes a DATAGRAM frame adds to its data.
@@ -80,7 +142,48 @@ impl Frame<'_> {
                 out.put_u8(scope);
                 out.put_u8(reason as u8);
             }
+            Frame::Ack(a) => {
+                out.put_u8(ACK);
+                a.emit(out);
+            }
+            Frame::Stream {
+                stream,
+                offset,
+                data,
+                fin,
+            } => {
+                Self::emit_stream_header(out, stream, offset, data.len(), fin);
+                out.put_slice(data);
+            }
+            Frame::MaxData(v) => {
+                out.put_u8(MAX_DATA);
+                varint::write(out, v);
+            }
+            Frame::MaxStreamData { stream, max } => {
+                out.put_u8(MAX_STREAM_DATA);
+                out.put_u8(stream);
+                varint::write(out, max);
+            }
+            Frame::DataBlocked(v) => {
+                out.put_u8(DATA_BLOCKED);
+                varint::write(out, v);
+            }
+            Frame::StreamDataBlocked { stream, limit } => {
+                out.put_u8(STREAM_DATA_BLOCKED);
+                out.put_u8(stream);
+                varint::write(out, limit);
+            }
         }
+    }
+
+    /// Writes a STREAM frame's header; the caller appends exactly `len` bytes of data (this
+    /// is how the send path copies stream bytes straight from its buffer into the packet).
+    pub fn emit_stream_header(out: &mut BytesMut, stream: u8, offset: u64, len: usize, fin: bool) {
+        out.put_u8(STREAM);
+        out.put_u8(stream);
+        out.put_u8(if fin { FIN } else { 0 });
+        varint::write(out, offset);
+        varint::write(out, len as u64);
     }
 }
 
@@ -127,6 +230,57 @@ impl<'a> FrameIter<'a> {
                     2,
                 )
             }
+            ACK => {
+                let mut rest = body;
+                let ack = AckFrame::parse(&mut rest, MAX_ACK_RANGES)?;
+                (Frame::Ack(ack), body.len() - rest.len())
+            }
+            STREAM => {
+                let trunc = PacketError::TruncatedFrame("stream");
+                let (&stream, rest) = body.split_first().ok_or(trunc)?;
+                let (&flags, mut rest) = rest.split_first().ok_or(trunc)?;
+                if flags & !FIN != 0 {
+                    return Err(PacketError::Malformed("stream"));
+                }
+                let offset = varint::read(&mut rest).ok_or(trunc)?;
+                let len = varint::read(&mut rest).ok_or(trunc)?;
+                let len = usize::try_from(len).map_err(|_| trunc)?;
+                let data = rest.get(..len).ok_or(trunc)?;
+                if offset
+                    .checked_add(len as u64)
+                    .is_none_or(|end| end > varint::MAX)
+                {
+                    return Err(PacketError::Malformed("stream"));
+                }
+                let frame = Frame::Stream {
+                    stream,
+                    offset,
+                    data,
+                    fin: flags & FIN != 0,
+                };
+                (frame, body.len() - rest.len() + len)
+            }
+            MAX_DATA | DATA_BLOCKED => {
+                let mut rest = body;
+                let v = varint::read(&mut rest).ok_or(PacketError::TruncatedFrame("credit"))?;
+                let frame = if ty == MAX_DATA {
+                    Frame::MaxData(v)
+                } else {
+                    Frame::DataBlocked(v)
+                };
+                (frame, body.len() - rest.len())
+            }
+            MAX_STREAM_DATA | STREAM_DATA_BLOCKED => {
+                let trunc = PacketError::TruncatedFrame("stream credit");
+                let (&stream, mut rest) = body.split_first().ok_or(trunc)?;
+                let v = varint::read(&mut rest).ok_or(trunc)?;
+                let frame = if ty == MAX_STREAM_DATA {
+                    Frame::MaxStreamData { stream, max: v }
+                } else {
+                    Frame::StreamDataBlocked { stream, limit: v }
+                };
+                (frame, body.len() - rest.len())
+            }
             other => return Err(PacketError::UnknownFrame(other)),
         };
         self.rest = &body[used..];
@@ -165,6 +319,19 @@ mod tests {
                 scope: SESSION_SCOPE,
                 reason: CloseReason::Timeout,
             },
+            Frame::Stream {
+                stream: 1,
+                offset: 1 << 40,
+                data: b"reliable",
+                fin: true,
+            },
+            Frame::MaxData(1 << 20),
+            Frame::MaxStreamData { stream: 2, max: 77 },
+            Frame::DataBlocked(5),
+            Frame::StreamDataBlocked {
+                stream: 3,
+                limit: 1 << 30,
+            },
         ];
         let mut out = BytesMut::new();
         for f in &frames {
@@ -188,6 +355,12 @@ mod tests {
         .emit(&mut out);
         let r: Vec<_> = FrameIter::new(&out[..out.len() - 1]).collect();
         assert_eq!(r, [Err(PacketError::TruncatedFrame("datagram"))]);
+        let r: Vec<_> = FrameIter::new(&[0x3F, 1, 2]).collect();
+        assert_eq!(r, [Err(PacketError::UnknownFrame(0x3F))]);
+        let r: Vec<_> = FrameIter::new(&[STREAM, 0, 0x02, 0, 0]).collect();
+        assert_eq!(r, [Err(PacketError::Malformed("stream"))]);
+        let r: Vec<_> = FrameIter::new(&[STREAM, 0, 0, 0, 5, 1]).collect();
+        assert_eq!(r, [Err(PacketError::TruncatedFrame("stream"))]);
         let r: Vec<_> = FrameIter::new(&[0x3F, 1, 2]).collect();
         assert_eq!(r, [Err(PacketError::UnknownFrame(0x3F))]);
         let r: Vec<_> = FrameIter::new(&[CLOSE, 0, 9]).collect();

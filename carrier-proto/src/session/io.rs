@@ -3,6 +3,7 @@
 use bytes::Bytes;
 use core::net::SocketAddr;
 
+use super::reliable::Extra;
 use super::{Session, SessionPhase};
 use crate::endpoint::Context;
 use crate::error::Error;
@@ -78,19 +79,18 @@ impl Session {
         });
     }
 
-    /// Sends frames on the selected pair; false if there is no path yet.
+    /// Sends frames at once on the selected pair (with a pending ACK, if any); false if
+    /// there is no path yet.
     fn send_frames(&mut self, ctx: &mut Context, now: Instant, frames: &[Frame<'_>]) -> bool {
-        let (Some(pair), Some(remote)) = (self.path.selected(), self.remote.as_ref()) else {
-            return false;
-        };
-        let addrs = (pair.local.address, pair.remote.address);
-        let destination = remote.id;
-        self.send(ctx, now, addrs, destination, PacketType::Data, |out| {
-            for f in frames {
-                f.emit(out);
-            }
-        });
-        true
+        self.build_packet(
+            ctx,
+            now,
+            Extra {
+                frames,
+                stream_data: false,
+                ping: false,
+            },
+        )
     }
 
     /// Timers: request timeout, check retransmission, connect timeout, keepalive, idle.
@@ -112,6 +112,12 @@ impl Session {
                 }
                 for pair in self.path.due_checks(now, ctx.config.check_interval_max) {
                     self.send_check(ctx, now, pair);
+                }
+                if self.path.selected().is_some() {
+                    self.on_recovery_timeout(ctx, now);
+                    if self.phase == SessionPhase::Ended {
+                        return;
+                    }
                 }
                 if self.path.selected().is_some() && self.any_connected() {
                     if now >= self.last_rx + ctx.config.idle_timeout {
@@ -151,7 +157,14 @@ impl Session {
         match packet.header.packet_type {
             PacketType::Check => self.on_check(ctx, now, local, remote, payload),
             PacketType::CheckAck => self.on_check_ack(ctx, now, remote, payload),
-            PacketType::Data => self.on_data(ctx, now, remote, payload, datagram),
+            PacketType::Data => self.on_data(
+                ctx,
+                now,
+                remote,
+                packet.header.packet_number,
+                payload,
+                datagram,
+            ),
         }
     }
 
@@ -221,22 +234,57 @@ impl Session {
         ctx: &mut Context,
         now: Instant,
         remote: SocketAddr,
+        packet_number: u64,
         payload: &[u8],
         datagram: &Bytes,
     ) -> Result<(), Drop> {
-        if self.phase != SessionPhase::Started || !self.path.is_known_source(remote) {
+        // Until our own checks have selected a path we could not answer (or acknowledge):
+        // the peer retransmits.
+        if self.phase != SessionPhase::Started
+            || !self.path.is_known_source(remote)
+            || self.path.selected().is_none()
+        {
             return Err(Drop::Unexpected);
         }
         // Validate every frame before acting on any, so a bad packet changes nothing.
-        if FrameIter::new(payload).any(|f| f.is_err()) {
-            return Err(Drop::Malformed);
+        let mut eliciting = false;
+        for f in FrameIter::new(payload) {
+            match f {
+                Err(_) => return Err(Drop::Malformed),
+                Ok(Frame::Ack(_) | Frame::Padding) => {}
+                Ok(_) => eliciting = true,
+            }
         }
         self.last_rx = now;
+        if !self
+            .transport
+            .on_packet_received(now, packet_number, eliciting)
+        {
+            // Seen before: acknowledged again, not processed again (so a duplicated
+            // datagram is not delivered twice).
+            ctx.stats.dropped_duplicate += 1;
+            return Ok(());
+        }
         for frame in FrameIter::new(payload).flatten() {
             match frame {
                 Frame::Padding | Frame::Ping => {}
                 Frame::Datagram { stream, data } => self.on_datagram(ctx, stream, data, datagram),
                 Frame::Close { scope, reason } => self.on_close(ctx, scope, reason),
+                Frame::Ack(ack) => self.on_ack_frame(ctx, now, &ack),
+                Frame::Stream {
+                    stream,
+                    offset,
+                    data,
+                    fin,
+                } => {
+                    if !self.on_stream_frame(ctx, stream, offset, datagram.slice_ref(data), fin) {
+                        ctx.stats.flow_control_violations += 1;
+                    }
+                }
+                credit => self.on_credit_frame(&credit),
+            }
+            if self.phase == SessionPhase::Ended {
+                break;
             }
         }
         Ok(())
@@ -301,7 +349,7 @@ impl Session {
             });
         }
         if s.is_reliable() {
-            return Err(Error::Unsupported("reliable stream data"));
+            return self.write_reliable(stream, data);
         }
         let max = self.max_datagram_size(ctx, stream)?;
         if data.len() > max {
@@ -309,6 +357,14 @@ impl Session {
                 len: data.len(),
                 max,
             });
+        }
+        // Datagrams share the congestion budget: over it they are dropped, not queued.
+        if !self
+            .transport
+            .window_allows(data.len() + OVERHEAD + Frame::DATAGRAM_OVERHEAD)
+        {
+            ctx.stats.datagrams_congestion_dropped += 1;
+            return Ok(data.len());
         }
         let frame = Frame::Datagram {
             stream: stream.0,
@@ -328,6 +384,15 @@ impl Session {
     ) -> Result<(), Error> {
         let s = self.stream(stream).ok_or(Error::UnknownStream)?;
         if s.state.is_terminal() {
+            return Ok(());
+        }
+        if s.state == StreamState::Connected && s.reliable.is_some() {
+            // Graceful: the FIN follows the queued data; the stream closes once both
+            // directions are finished (see `after_progress`).
+            if let Some(r) = self.streams[stream.index()].reliable.as_mut() {
+                r.closed_locally = true;
+                r.send.finish();
+            }
             return Ok(());
         }
         if s.state == StreamState::Connected {

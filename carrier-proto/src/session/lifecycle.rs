@@ -16,6 +16,7 @@ use crate::negotiation::{Answer, Offer, PendingOffer, Reply, RequestOutcome};
 use crate::sdp::{MediaDescription, Refusal, SessionDescription};
 use crate::stream::{StateReason, Stream, StreamId};
 use crate::time::Instant;
+use crate::transport::state::Reliable;
 use crate::types::{Candidate, StreamOptions, StreamState, StreamType};
 
 /// Visible ASCII without spaces: what a bundle string may contain.
@@ -48,7 +49,11 @@ impl Session {
             });
         }
         let id = StreamId(self.streams.len() as u8);
-        self.streams.push(Stream::new(id, stream_type, options));
+        let mut stream = Stream::new(id, stream_type, options);
+        if stream.is_reliable() {
+            stream.reliable = Some(Reliable::new(&ctx.config.transport));
+        }
+        self.streams.push(stream);
         self.set_state(ctx, id.index(), StreamState::Initialized, None);
         Ok(id)
     }

@@ -9,6 +9,7 @@
 mod io;
 mod lifecycle;
 mod path;
+mod reliable;
 
 pub(crate) use io::{Drop, Incoming};
 pub(crate) use path::Path;
@@ -21,6 +22,7 @@ use crate::endpoint::Context;
 use crate::event::Event;
 use crate::stream::{StateReason, Stream, StreamId, transition_allowed};
 use crate::time::Instant;
+use crate::transport::state::Transport;
 use crate::types::{Candidate, StreamState};
 
 /// A session's id: its local connection id, which the peer puts in every packet it sends us.
@@ -102,6 +104,7 @@ pub(crate) struct Session {
     pub(crate) streams: Vec<Stream>,
     pub(crate) remote: Option<Remote>,
     pub(crate) path: Path,
+    pub(crate) transport: Transport,
     next_packet_number: u64,
     pub(crate) last_rx: Instant,
     pub(crate) last_tx: Instant,
@@ -118,6 +121,12 @@ impl Session {
             streams: Vec::new(),
             remote: None,
             path: Path::default(),
+            transport: Transport::new(
+                &ctx.config.transport,
+                ctx.config
+                    .max_udp_payload
+                    .saturating_sub(crate::packet::OVERHEAD),
+            ),
             next_packet_number: 0,
             last_rx: Instant::ZERO,
             last_tx: Instant::ZERO,
@@ -192,6 +201,9 @@ impl Session {
             SessionPhase::Requested { deadline } => deadline,
             SessionPhase::Started => {
                 let mut at = self.path.next_timeout();
+                if self.path.selected().is_some() {
+                    at = at.min(self.transport_timeout());
+                }
                 if self.path.selected().is_some() && self.any_connected() {
                     at = at
                         .min(self.last_tx + ctx.config.keepalive_interval)

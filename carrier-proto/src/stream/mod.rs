@@ -7,6 +7,7 @@ pub use state::{StateReason, TransitionError};
 
 use core::fmt;
 
+use crate::transport::state::Reliable;
 use crate::types::{StreamOptions, StreamState, StreamType};
 
 /// A stream's id within its session: its position in the session's media sections.
@@ -27,12 +28,14 @@ impl fmt::Display for StreamId {
 }
 
 /// A stream's local record.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub(crate) struct Stream {
     pub(crate) id: StreamId,
     pub(crate) stream_type: StreamType,
     pub(crate) options: StreamOptions,
     pub(crate) state: StreamState,
+    /// The reliability state, for RELIABLE streams.
+    pub(crate) reliable: Option<Reliable>,
 }
 
 impl Stream {
@@ -42,6 +45,7 @@ impl Stream {
             stream_type,
             options: options.normalized(),
             state: StreamState::Raw,
+            reliable: None,
         }
     }
 

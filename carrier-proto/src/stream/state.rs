@@ -36,6 +36,9 @@ pub enum StateReason {
     NotInRemoteDescription,
     /// The remote stream at this position has a different type or options.
     Mismatch,
+    /// No acknowledgement after [`RecoveryConfig::max_ptos`](crate::RecoveryConfig) probe
+    /// timeouts in a row: the path or the peer is gone.
+    PathDead,
 }
 
 /// A transition the state machine does not have (a bug, reported rather than done).

@@ -12,11 +12,15 @@
 #![allow(dead_code)]
 
 pub(crate) mod ack;
+pub(crate) mod config;
 pub(crate) mod congestion;
 pub(crate) mod pacing;
-pub(crate) mod rtt;
-pub(crate) mod varint;
 pub(crate) mod range_set;
-pub(crate) mod recv_stream;
-pub(crate) mod send_stream;
 pub(crate) mod recovery;
+pub(crate) mod recv_stream;
+pub(crate) mod rtt;
+pub(crate) mod send_stream;
+pub(crate) mod state;
+pub(crate) mod varint;
+
+pub use config::TransportConfig;

@@ -101,7 +101,9 @@ impl RangeSet {
             return true;
         }
         let i = self.ranges.partition_point(|x| x.end <= r.start);
-        self.ranges.get(i).is_some_and(|x| x.start <= r.start && x.end >= r.end)
+        self.ranges
+            .get(i)
+            .is_some_and(|x| x.start <= r.start && x.end >= r.end)
     }
 
     /// Removes everything below `offset`.

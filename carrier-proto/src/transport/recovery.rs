@@ -50,7 +50,12 @@ pub(crate) struct SentPacket {
 }
 
 impl SentPacket {
-    pub(crate) fn new(time_sent: Instant, size: usize, ack_eliciting: bool, app_limited: bool) -> Self {
+    pub(crate) fn new(
+        time_sent: Instant,
+        size: usize,
+        ack_eliciting: bool,
+        app_limited: bool,
+    ) -> Self {
         SentPacket {
             time_sent,
             size: size.min(u16::MAX as usize) as u16,
@@ -72,8 +77,21 @@ impl SentPacket {
 
     /// The retransmittable frames.
     pub(crate) fn frames(&self) -> impl Iterator<Item = SentFrame> + '_ {
-        self.frames.iter().flatten().copied().chain(self.overflow.iter().copied())
+        self.frames
+            .iter()
+            .flatten()
+            .copied()
+            .chain(self.overflow.iter().copied())
     }
+}
+
+/// What became of a sent packet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Fate {
+    /// The peer acknowledged it.
+    Acked,
+    /// It is declared lost: resend what it carried.
+    Lost,
 }
 
 /// What an ACK or a timer found.
@@ -104,7 +122,8 @@ pub struct RecoveryConfig {
     pub min_pto: Duration,
     /// Largest probe timeout.
     pub max_pto: Duration,
-    /// After this many consecutive probe timeouts without an ACK the path is dead.
+    /// After this many consecutive probe timeouts without an ACK the path is dead (7 with
+    /// ×2 backoff: about 30 s on a 100 ms path, before the 60 s idle timeout).
     pub max_ptos: u32,
     /// How long we may hold an ACK back (and what we tell the peer to expect of us).
     pub max_ack_delay: Duration,
@@ -118,7 +137,7 @@ impl Default for RecoveryConfig {
             backoff_tenths: 20,
             min_pto: Duration::from_millis(10),
             max_pto: Duration::from_secs(60),
-            max_ptos: 10,
+            max_ptos: 7,
             max_ack_delay: Duration::from_millis(25),
         }
     }
@@ -225,8 +244,7 @@ impl Recovery {
         now: Instant,
         ranges: impl Iterator<Item = core::ops::RangeInclusive<u64>>,
         ack_delay: Duration,
-        mut on_acked: impl FnMut(&SentPacket),
-        on_lost: impl FnMut(&SentPacket),
+        mut on_packet: impl FnMut(&SentPacket, Fate),
     ) -> Outcome {
         let mut out = Outcome::default();
         let (lo, hi) = self.span();
@@ -244,7 +262,7 @@ impl Recovery {
                     if p.in_flight {
                         out.acked_bytes += usize::from(p.size);
                     }
-                    on_acked(&p);
+                    on_packet(&p, Fate::Acked);
                 }
             }
         }
@@ -253,16 +271,22 @@ impl Recovery {
         };
         self.largest_acked = Some(self.largest_acked.map_or(largest, |l| l.max(largest)));
         if self.largest_acked == Some(largest) && eliciting {
-            self.rtt.update(now - sent_time, ack_delay, self.config.max_ack_delay);
+            self.rtt
+                .update(now - sent_time, ack_delay, self.config.max_ack_delay);
         }
         self.pto_count = 0;
-        self.detect_lost(now, &mut out, on_lost);
+        self.detect_lost(now, &mut out, on_packet);
         self.trim();
         out
     }
 
     /// Declares lost what the thresholds say is lost, and arms the loss timer for the rest.
-    fn detect_lost(&mut self, now: Instant, out: &mut Outcome, mut on_lost: impl FnMut(&SentPacket)) {
+    fn detect_lost(
+        &mut self,
+        now: Instant,
+        out: &mut Outcome,
+        mut on_packet: impl FnMut(&SentPacket, Fate),
+    ) {
         self.loss_time = None;
         let Some(largest) = self.largest_acked else {
             return;
@@ -282,10 +306,13 @@ impl Recovery {
                 if let Some(p) = self.take(pn) {
                     if p.in_flight {
                         out.lost_bytes += usize::from(p.size);
-                        out.newest_lost_sent = Some(out.newest_lost_sent.map_or(p.time_sent, |t| t.max(p.time_sent)));
+                        out.newest_lost_sent = Some(
+                            out.newest_lost_sent
+                                .map_or(p.time_sent, |t| t.max(p.time_sent)),
+                        );
                         first_lost = Some(first_lost.map_or(p.time_sent, |t| t.min(p.time_sent)));
                     }
-                    on_lost(&p);
+                    on_packet(&p, Fate::Lost);
                 }
             } else {
                 let at = p.time_sent + delay;
@@ -302,7 +329,10 @@ impl Recovery {
 
     /// The probe timeout, with backoff.
     fn pto(&self) -> Duration {
-        let base = self.rtt.pto_base(self.config.max_ack_delay).max(self.config.min_pto);
+        let base = self
+            .rtt
+            .pto_base(self.config.max_ack_delay)
+            .max(self.config.min_pto);
         let mut d = base;
         for _ in 0..self.pto_count.min(32) {
             d = d * self.config.backoff_tenths / 10;
@@ -325,10 +355,14 @@ impl Recovery {
     }
 
     /// The loss or probe timer fired. Returns what was lost and whether a probe is due.
-    pub(crate) fn on_timeout(&mut self, now: Instant, on_lost: impl FnMut(&SentPacket)) -> (Outcome, bool) {
+    pub(crate) fn on_timeout(
+        &mut self,
+        now: Instant,
+        on_packet: impl FnMut(&SentPacket, Fate),
+    ) -> (Outcome, bool) {
         let mut out = Outcome::default();
         if self.loss_time.is_some_and(|t| now >= t) {
-            self.detect_lost(now, &mut out, on_lost);
+            self.detect_lost(now, &mut out, on_packet);
             self.trim();
             return (out, false);
         }
@@ -370,7 +404,12 @@ mod tests {
 
     fn send(r: &mut Recovery, pn: u64, ms: u64) {
         let mut p = SentPacket::new(at(ms), 1000, true, false);
-        p.push(SentFrame::Stream { stream: 0, offset: pn * 1000, len: 1000, fin: false });
+        p.push(SentFrame::Stream {
+            stream: 0,
+            offset: pn * 1000,
+            len: 1000,
+            fin: false,
+        });
         r.on_sent(pn, p);
     }
 
@@ -383,7 +422,16 @@ mod tests {
         assert_eq!(r.bytes_in_flight, 6000);
         let mut lost = Vec::new();
         // Packets 1, 3, 4, 5 acked; 0 is 5 behind (lost by count), 2 is 3 behind (lost).
-        let out = r.on_ack(at(50), [3..=5, 1..=1].into_iter(), Duration::ZERO, |_| {}, |p| lost.push(p.time_sent));
+        let out = r.on_ack(
+            at(50),
+            [3..=5, 1..=1].into_iter(),
+            Duration::ZERO,
+            |p, fate| {
+                if fate == Fate::Lost {
+                    lost.push(p.time_sent)
+                }
+            },
+        );
         assert_eq!(out.acked_bytes, 4000);
         assert_eq!(out.lost_bytes, 2000);
         assert_eq!(lost, [at(0), at(2)]);
@@ -397,17 +445,22 @@ mod tests {
         let mut r = Recovery::new(RecoveryConfig::default(), 100 * MS);
         send(&mut r, 0, 0);
         send(&mut r, 1, 1);
-        r.on_ack(at(101), [1..=1].into_iter(), Duration::ZERO, |_| {}, |_| panic!("not yet"));
+        r.on_ack(at(101), [1..=1].into_iter(), Duration::ZERO, |_, fate| {
+            assert_eq!(fate, Fate::Acked, "not lost yet")
+        });
         let t = r.timeout().unwrap();
         assert_eq!(t, at(0) + r.rtt.loss_delay());
         let mut lost = 0;
-        let (out, probe) = r.on_timeout(t, |_| lost += 1);
+        let (out, probe) = r.on_timeout(t, |_, _| lost += 1);
         assert_eq!((lost, out.lost_bytes, probe), (1, 1000, false));
     }
 
     #[test]
     fn probe_timeout_backs_off_and_declares_the_path_dead() {
-        let cfg = RecoveryConfig { max_ptos: 3, ..RecoveryConfig::default() };
+        let cfg = RecoveryConfig {
+            max_ptos: 3,
+            ..RecoveryConfig::default()
+        };
         let mut r = Recovery::new(cfg, 100 * MS);
         send(&mut r, 0, 0);
         let mut now = at(0);
@@ -416,15 +469,18 @@ mod tests {
             let t = r.timeout().unwrap();
             gaps.push(t - now);
             now = t;
-            assert!(r.on_timeout(now, |_| {}).1);
+            assert!(r.on_timeout(now, |_, _| {}).1);
         }
         // 100 ms + 4·50 ms + 25 ms = 325 ms, doubling.
         assert_eq!(gaps, [325 * MS, 650 * MS, 1300 * MS, 2600 * MS]);
-        let fast = RecoveryConfig { max_ptos: 1, ..RecoveryConfig::low_latency() };
+        let fast = RecoveryConfig {
+            max_ptos: 1,
+            ..RecoveryConfig::low_latency()
+        };
         let mut r = Recovery::new(fast, 100 * MS);
         send(&mut r, 0, 0);
         let t1 = r.timeout().unwrap();
-        r.on_timeout(t1, |_| {});
+        r.on_timeout(t1, |_, _| {});
         assert_eq!(r.timeout().unwrap() - t1, (t1 - at(0)) * 15 / 10);
     }
 
@@ -433,7 +489,7 @@ mod tests {
         let mut r = Recovery::new(RecoveryConfig::default(), 100 * MS);
         send(&mut r, 5, 0);
         send(&mut r, 9, 1);
-        let out = r.on_ack(at(10), [0..=100].into_iter(), Duration::ZERO, |_| {}, |_| {});
+        let out = r.on_ack(at(10), [0..=100].into_iter(), Duration::ZERO, |_, _| {});
         assert_eq!(out.acked_bytes, 2000);
         assert_eq!(r.tracked(), 0);
     }

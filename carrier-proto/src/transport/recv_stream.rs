@@ -181,7 +181,9 @@ mod tests {
     fn run(r: &mut RecvStream, offset: u64, data: &[u8], fin: bool) -> (Vec<u8>, bool) {
         let mut out = Vec::new();
         let done = r
-            .on_data(offset, Bytes::copy_from_slice(data), fin, |b| out.extend_from_slice(&b))
+            .on_data(offset, Bytes::copy_from_slice(data), fin, |b| {
+                out.extend_from_slice(&b)
+            })
             .unwrap();
         (out, done)
     }
@@ -192,7 +194,13 @@ mod tests {
         assert_eq!(run(&mut r, 5, b"56789", false).0, b"");
         assert_eq!(run(&mut r, 3, b"3456", false).0, b"");
         assert_eq!(r.buffered_segments(), 2);
-        assert_eq!(run(&mut r, 0, b"012", false).0, b"3456789".iter().fold(b"012".to_vec(), |mut v, b| { v.push(*b); v }));
+        assert_eq!(
+            run(&mut r, 0, b"012", false).0,
+            b"3456789".iter().fold(b"012".to_vec(), |mut v, b| {
+                v.push(*b);
+                v
+            })
+        );
         // Duplicates deliver nothing.
         assert_eq!(run(&mut r, 0, b"0123", false).0, b"");
         let (out, done) = run(&mut r, 10, b"ab", true);
@@ -210,7 +218,11 @@ mod tests {
         run(&mut r, 6, b"c", false); // over the segment limit: dropped, resent later
         assert_eq!(r.buffered_segments(), 2);
         run(&mut r, 0, b"xy", false);
-        assert!(r.on_data(0, Bytes::from_static(b"xyz"), true, |_| {}).is_err(), "fin below data seen");
+        assert!(
+            r.on_data(0, Bytes::from_static(b"xyz"), true, |_| {})
+                .is_err(),
+            "fin below data seen"
+        );
     }
 
     #[test]

@@ -119,7 +119,10 @@ mod tests {
         let mut r = RttEstimator::default();
         assert_eq!(r.smoothed(), INITIAL_RTT);
         r.update(100 * MS, Duration::ZERO, 25 * MS);
-        assert_eq!((r.smoothed(), r.var(), r.min()), (100 * MS, 50 * MS, 100 * MS));
+        assert_eq!(
+            (r.smoothed(), r.var(), r.min()),
+            (100 * MS, 50 * MS, 100 * MS)
+        );
         assert_eq!(r.pto_base(25 * MS), 100 * MS + 200 * MS + 25 * MS);
     }
 

@@ -123,7 +123,11 @@ impl SendStream {
 
     /// Room in the send buffer.
     pub(crate) fn free(&self) -> usize {
-        if self.fin.is_some() { 0 } else { self.ring.free() }
+        if self.fin.is_some() {
+            0
+        } else {
+            self.ring.free()
+        }
     }
 
     /// Takes as much of `data` as fits the buffer; returns how much.
@@ -184,7 +188,10 @@ impl SendStream {
                 new_bytes: 0,
             });
         }
-        let limit = self.write_end().min(self.max_data).min(self.sent + conn_credit);
+        let limit = self
+            .write_end()
+            .min(self.max_data)
+            .min(self.sent + conn_credit);
         let len = (limit.saturating_sub(self.sent) as usize).min(max_len);
         let fin = self.fin.is_some_and(|f| self.sent + len as u64 == f);
         if len == 0 && !(fin && !self.fin_sent) {

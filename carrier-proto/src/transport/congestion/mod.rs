@@ -7,6 +7,9 @@
 mod cubic;
 mod new_reno;
 
+pub use cubic::Cubic;
+pub use new_reno::NewReno;
+
 use alloc::boxed::Box;
 use core::fmt::Debug;
 
@@ -27,12 +30,25 @@ pub trait Controller: Debug + Send {
     /// A packet of `bytes`, sent at `sent`, was acknowledged at `now`. `app_limited` is true
     /// if the sender was not using the whole window when it sent (the window must then not
     /// grow: the ack proves nothing about the path's capacity).
-    fn on_ack(&mut self, now: Instant, sent: Instant, bytes: usize, app_limited: bool, rtt: &RttEstimator);
+    fn on_ack(
+        &mut self,
+        now: Instant,
+        sent: Instant,
+        bytes: usize,
+        app_limited: bool,
+        rtt: &RttEstimator,
+    );
 
     /// Packets were declared lost at `now`; the newest of them was sent at `sent`.
     /// `lost_bytes` is their total. `persistent` signals persistent congestion (RFC 9002
     /// §7.6): the window collapses to the minimum.
-    fn on_congestion_event(&mut self, now: Instant, sent: Instant, lost_bytes: usize, persistent: bool);
+    fn on_congestion_event(
+        &mut self,
+        now: Instant,
+        sent: Instant,
+        lost_bytes: usize,
+        persistent: bool,
+    );
 
     /// Bytes that may be in flight.
     fn window(&self) -> usize;
@@ -52,4 +68,23 @@ pub fn initial_window(max_datagram: usize) -> usize {
 /// RFC 9002 §7.2: the smallest window, two datagrams.
 pub fn minimum_window(max_datagram: usize) -> usize {
     2 * max_datagram
+}
+
+/// Which controller new sessions use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum CongestionAlgorithm {
+    /// RFC 9002 NewReno.
+    NewReno,
+    /// RFC 9438 CUBIC.
+    Cubic,
+}
+
+impl CongestionAlgorithm {
+    /// A fresh controller of this kind for datagrams of at most `max_datagram` bytes.
+    pub fn build(self, max_datagram: usize) -> Box<dyn Controller> {
+        match self {
+            CongestionAlgorithm::NewReno => Box::new(NewReno::new(max_datagram)),
+            CongestionAlgorithm::Cubic => Box::new(Cubic::new(max_datagram)),
+        }
+    }
 }

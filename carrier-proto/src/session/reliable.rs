@@ -1,0 +1,537 @@
+//! The session's side of the transport: building DATA packets (ACKs, credit, stream data,
+//! probes) and taking in the reliability frames.
+//!
+//! Packets with stream data are built on demand, when the driver polls for output
+//! (`Endpoint::poll_output` → [`Session::poll_transmit`]): the congestion window, the pacer
+//! and flow control decide then how much goes out, and nothing queues in between.
+
+use bytes::{Bytes, BytesMut};
+use core::time::Duration;
+
+use super::{Session, SessionPhase};
+use crate::endpoint::Context;
+use crate::error::Error;
+use crate::event::Event;
+use crate::packet::{AckFrame, Frame, Header, OVERHEAD, PacketType};
+use crate::stream::{StateReason, StreamId};
+use crate::time::Instant;
+use crate::transport::ack;
+use crate::transport::recovery::{Fate, SentFrame, SentPacket};
+use crate::transport::recv_stream::RecvError;
+use crate::transport::varint;
+use crate::types::StreamState;
+
+/// What else goes into a packet besides ACK, credit and (optionally) stream data.
+pub(crate) struct Extra<'a> {
+    pub(crate) frames: &'a [Frame<'a>],
+    /// Fill the rest with stream data.
+    pub(crate) stream_data: bool,
+    /// Make the packet ack-eliciting even if nothing else is (a probe).
+    pub(crate) ping: bool,
+}
+
+impl Session {
+    /// Builds and queues one DATA packet if something is due now. Returns whether it did.
+    pub(crate) fn poll_transmit(&mut self, ctx: &mut Context, now: Instant) -> bool {
+        // Re-armed below if pacing still holds data back.
+        self.transport.pacing_until = None;
+        if self.phase != SessionPhase::Started || self.path.selected().is_none() {
+            return false;
+        }
+        let mtu = ctx.config.max_udp_payload;
+        let blocked_due = self.blocked_frames_due();
+        let t = &mut self.transport;
+        let probe = t.probes > 0;
+        let control = t.max_data_dirty
+            || self
+                .streams
+                .iter()
+                .any(|s| s.reliable.as_ref().is_some_and(|r| r.credit_dirty));
+        let credit = t.conn_credit();
+        let has_data = self.streams.iter().any(|s| {
+            s.state == StreamState::Connected
+                && s.reliable
+                    .as_ref()
+                    .is_some_and(|r| r.send.wants_to_send(credit))
+        });
+        let mut send_data = false;
+        if has_data && (probe || t.window_allows(mtu)) {
+            match t.pacing_delay(now, mtu) {
+                Some(at) if !probe => t.pacing_until = Some(at),
+                _ => {
+                    t.pacing_until = None;
+                    send_data = true;
+                }
+            }
+        }
+        if !(send_data || control || probe || t.ack_due(now) || blocked_due) {
+            return false;
+        }
+        if probe {
+            t.probes -= 1;
+        }
+        self.build_packet(
+            ctx,
+            now,
+            Extra {
+                frames: &[],
+                stream_data: send_data,
+                ping: probe,
+            },
+        )
+    }
+
+    /// Whether we owe the peer a BLOCKED frame (we have data, no credit, and have not said so
+    /// at this limit).
+    fn blocked_frames_due(&self) -> bool {
+        let t = &self.transport;
+        let conn_blocked = t.conn_credit() == 0
+            && t.blocked_at != Some(t.peer_max_data)
+            && self.streams.iter().any(|s| {
+                s.reliable
+                    .as_ref()
+                    .is_some_and(|r| r.send.write_end() > r.send.max_data.min(u64::MAX))
+                    && s.state == StreamState::Connected
+            });
+        conn_blocked
+            || self.streams.iter().any(|s| {
+                s.state == StreamState::Connected
+                    && s.reliable.as_ref().is_some_and(|r| {
+                        r.send.blocked_by_peer() && r.blocked_at != Some(r.send.max_data)
+                    })
+            })
+    }
+
+    /// Builds one DATA packet on the selected pair: a pending ACK, credit updates, BLOCKED
+    /// frames, `extra`, and stream data if asked. Tracks it for recovery if ack-eliciting.
+    /// Returns false if there is no path.
+    pub(crate) fn build_packet(
+        &mut self,
+        ctx: &mut Context,
+        now: Instant,
+        extra: Extra<'_>,
+    ) -> bool {
+        let (Some(pair), Some(remote)) = (self.path.selected(), self.remote.as_ref()) else {
+            return false;
+        };
+        let (local, to) = (pair.local.address, pair.remote.address);
+        let header = Header {
+            packet_type: PacketType::Data,
+            destination: remote.id,
+            packet_number: self.take_packet_number(),
+        };
+        let budget = ctx.config.max_udp_payload.saturating_sub(OVERHEAD);
+        let mut record = SentPacket::new(now, 0, false, false);
+        let mut eliciting = false;
+        let t = &mut self.transport;
+        let streams = &mut self.streams;
+        let size = ctx.transmit(local, to, &header, |out| {
+            let base = out.len();
+            let room = |out: &BytesMut| budget.saturating_sub(out.len() - base);
+            if t.ack_pending {
+                let delay = t.ack_delay_micros(now);
+                let max = t.config.max_ack_ranges;
+                if 1 + ack::encoded_len(&t.received, delay, max) <= room(out) {
+                    out.extend_from_slice(&[0x04]);
+                    ack::encode(out, &t.received, delay, max);
+                    t.on_ack_sent();
+                }
+            }
+            for f in extra.frames {
+                if f.encoded_len() <= room(out) {
+                    f.emit(out);
+                    eliciting |= !matches!(f, Frame::Padding);
+                }
+            }
+            if t.max_data_dirty && 9 <= room(out) {
+                Frame::MaxData(t.local_max_data).emit(out);
+                record.push(SentFrame::MaxData);
+                t.max_data_dirty = false;
+                eliciting = true;
+            }
+            for s in streams.iter_mut() {
+                let Some(r) = s.reliable.as_mut() else {
+                    continue;
+                };
+                if r.credit_dirty && 10 <= room(out) {
+                    Frame::MaxStreamData {
+                        stream: s.id.0,
+                        max: r.recv.max_data,
+                    }
+                    .emit(out);
+                    record.push(SentFrame::MaxStreamData(s.id.0));
+                    r.credit_dirty = false;
+                    eliciting = true;
+                }
+                if s.state == StreamState::Connected
+                    && r.send.blocked_by_peer()
+                    && r.blocked_at != Some(r.send.max_data)
+                    && 10 <= room(out)
+                {
+                    Frame::StreamDataBlocked {
+                        stream: s.id.0,
+                        limit: r.send.max_data,
+                    }
+                    .emit(out);
+                    r.blocked_at = Some(r.send.max_data);
+                    eliciting = true;
+                }
+            }
+            if extra.stream_data {
+                eliciting |=
+                    fill_stream_data(t, streams, out, budget - (out.len() - base), &mut record);
+            }
+            if t.conn_credit() == 0 && t.blocked_at != Some(t.peer_max_data) && 9 <= room(out) {
+                let waiting = streams
+                    .iter()
+                    .any(|s| s.reliable.as_ref().is_some_and(|r| r.send.wants_to_send(1)));
+                if waiting {
+                    Frame::DataBlocked(t.peer_max_data).emit(out);
+                    t.blocked_at = Some(t.peer_max_data);
+                    eliciting = true;
+                }
+            }
+            if extra.ping && !eliciting {
+                Frame::Ping.emit(out);
+                eliciting = true;
+            }
+        });
+        self.last_tx = now;
+        if eliciting {
+            let app_limited = !self.streams.iter().any(|s| {
+                s.reliable
+                    .as_ref()
+                    .is_some_and(|r| r.send.wants_to_send(self.transport.conn_credit()))
+            });
+            record.size = size.min(u16::MAX as usize) as u16;
+            record.ack_eliciting = true;
+            record.in_flight = true;
+            record.app_limited = app_limited;
+            self.transport.cc.on_sent(now, size);
+            self.transport.pacer.on_sent(now, size);
+            self.transport
+                .recovery
+                .on_sent(header.packet_number, record);
+        }
+        true
+    }
+
+    /// A received ACK frame: acknowledges and declares lost, feeds the controller, and
+    /// wakes writers and finishes closes.
+    pub(crate) fn on_ack_frame(&mut self, ctx: &mut Context, now: Instant, frame: &AckFrame<'_>) {
+        let delay = Duration::from_micros(frame.ack_delay_micros.min(u64::from(u32::MAX)));
+        let rtt = self.transport.recovery.rtt;
+        let t = &mut self.transport;
+        let streams = &mut self.streams;
+        let cc = &mut t.cc;
+        let mut max_data_dirty = false;
+        let ranges = frame.ranges().map_while(Result::ok);
+        let outcome = t.recovery.on_ack(now, ranges, delay, |p, fate| {
+            if fate == Fate::Acked && p.in_flight {
+                cc.on_ack(now, p.time_sent, usize::from(p.size), p.app_limited, &rtt);
+            }
+            for f in p.frames() {
+                apply_fate(streams, &mut max_data_dirty, f, fate);
+            }
+        });
+        t.max_data_dirty |= max_data_dirty;
+        if let Some(sent) = outcome.newest_lost_sent {
+            t.cc.on_congestion_event(now, sent, outcome.lost_bytes, outcome.persistent);
+        }
+        self.after_progress(ctx);
+    }
+
+    /// The loss or probe timer: resend what was lost, owe probes, or give up on the path.
+    pub(crate) fn on_recovery_timeout(&mut self, ctx: &mut Context, now: Instant) {
+        let t = &mut self.transport;
+        if t.recovery.timeout().is_none_or(|at| now < at) {
+            return;
+        }
+        let streams = &mut self.streams;
+        let mut max_data_dirty = false;
+        let (outcome, probe) = t.recovery.on_timeout(now, |p, fate| {
+            for f in p.frames() {
+                apply_fate(streams, &mut max_data_dirty, f, fate);
+            }
+        });
+        t.max_data_dirty |= max_data_dirty;
+        if let Some(sent) = outcome.newest_lost_sent {
+            t.cc.on_congestion_event(now, sent, outcome.lost_bytes, outcome.persistent);
+        }
+        if probe {
+            t.probes = 2;
+        }
+        if t.recovery.path_dead() {
+            ctx.stats.dead_paths += 1;
+            self.end(ctx, StreamState::Failed, StateReason::PathDead);
+        }
+    }
+
+    /// After acknowledgements: report room to blocked writers, and close streams whose both
+    /// directions finished.
+    fn after_progress(&mut self, ctx: &mut Context) {
+        for i in 0..self.streams.len() {
+            let s = &mut self.streams[i];
+            let Some(r) = s.reliable.as_mut() else {
+                continue;
+            };
+            if r.want_writable && r.send.free() > 0 && s.state == StreamState::Connected {
+                r.want_writable = false;
+                ctx.emit(Event::Writable {
+                    session: self.id,
+                    stream: s.id,
+                });
+            }
+            if r.is_closed() && s.state == StreamState::Connected {
+                let reason = if r.closed_locally {
+                    StateReason::ClosedLocally
+                } else {
+                    StateReason::ClosedByPeer(crate::types::CloseReason::Normal)
+                };
+                self.set_state(ctx, i, StreamState::Closed, Some(reason));
+            }
+        }
+    }
+
+    /// A STREAM frame. Returns false if the peer broke flow control or the final size (the
+    /// frame is then ignored and counted).
+    pub(crate) fn on_stream_frame(
+        &mut self,
+        ctx: &mut Context,
+        stream: u8,
+        offset: u64,
+        data: Bytes,
+        fin: bool,
+    ) -> bool {
+        let id = self.id;
+        let t = &mut self.transport;
+        let Some(s) = self.streams.get_mut(usize::from(stream)) else {
+            return false;
+        };
+        let Some(r) = s
+            .reliable
+            .as_mut()
+            .filter(|_| s.state == StreamState::Connected)
+        else {
+            // Late data for a closed stream, or data before we saw the path work.
+            return true;
+        };
+        let end = offset + data.len() as u64;
+        let new_bytes = end.saturating_sub(r.recv_high);
+        if t.data_received + new_bytes > t.local_max_data {
+            return false;
+        }
+        let sid = s.id;
+        let result = r.recv.on_data(offset, data, fin, |bytes| {
+            ctx.emit(Event::StreamData {
+                session: id,
+                stream: sid,
+                data: bytes,
+            })
+        });
+        match result {
+            Ok(finished) => {
+                r.recv_high = r.recv_high.max(end);
+                t.data_received += new_bytes;
+                if finished {
+                    // Carrier closes a stream as a whole: the peer's FIN closes our side too,
+                    // after the data we still have queued.
+                    r.send.finish();
+                }
+                true
+            }
+            Err(RecvError::FlowControl | RecvError::FinalSize) => false,
+        }
+    }
+
+    /// MAX_DATA / MAX_STREAM_DATA / *_BLOCKED frames.
+    pub(crate) fn on_credit_frame(&mut self, frame: &Frame<'_>) {
+        let t = &mut self.transport;
+        match *frame {
+            Frame::MaxData(max) => {
+                if max > t.peer_max_data {
+                    t.peer_max_data = max;
+                    t.blocked_at = None;
+                }
+            }
+            Frame::MaxStreamData { stream, max } => {
+                if let Some(r) = self
+                    .streams
+                    .get_mut(usize::from(stream))
+                    .and_then(|s| s.reliable.as_mut())
+                {
+                    if max > r.send.max_data {
+                        r.send.max_data = max;
+                        r.blocked_at = None;
+                    }
+                }
+            }
+            // The peer thinks it is out of credit: repeat ours (a lost update is recovered
+            // this way — it is our zero-window probe answer).
+            Frame::DataBlocked(_) => t.max_data_dirty = true,
+            Frame::StreamDataBlocked { stream, .. } => {
+                if let Some(r) = self
+                    .streams
+                    .get_mut(usize::from(stream))
+                    .and_then(|s| s.reliable.as_mut())
+                {
+                    r.credit_dirty = true;
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// The application took `n` bytes of stream data out of the event queue.
+    pub(crate) fn on_consumed(&mut self, stream: StreamId, n: u64) {
+        let Some(r) = self
+            .streams
+            .get_mut(stream.index())
+            .and_then(|s| s.reliable.as_mut())
+        else {
+            return;
+        };
+        if r.recv.on_consumed(n).is_some() {
+            r.credit_dirty = true;
+        }
+        self.transport.on_consumed(n);
+    }
+
+    /// `write` on a reliable stream: takes what fits the send buffer.
+    pub(crate) fn write_reliable(&mut self, stream: StreamId, data: &[u8]) -> Result<usize, Error> {
+        let r = self
+            .streams
+            .get_mut(stream.index())
+            .and_then(|s| s.reliable.as_mut())
+            .ok_or(Error::UnknownStream)?;
+        if r.send.is_finishing() {
+            return Err(Error::StreamState {
+                op: "write after close",
+                state: StreamState::Connected,
+            });
+        }
+        let n = r.send.write(data);
+        if n < data.len() {
+            r.want_writable = true;
+        }
+        if n == 0 && !data.is_empty() {
+            return Err(Error::WouldBlock);
+        }
+        Ok(n)
+    }
+
+    /// Room in a reliable stream's send buffer.
+    pub(crate) fn writable_bytes(&self, stream: StreamId) -> Result<usize, Error> {
+        let s = self.stream(stream).ok_or(Error::UnknownStream)?;
+        Ok(s.reliable.as_ref().map_or(0, |r| r.send.free()))
+    }
+
+    /// The earliest transport timer: loss/probe, ACK deadline, pacing.
+    pub(crate) fn transport_timeout(&self) -> Instant {
+        let t = &self.transport;
+        let mut at = t.recovery.timeout().unwrap_or(Instant::FAR_FUTURE);
+        if t.ack_pending {
+            at = at.min(t.ack_deadline.unwrap_or(Instant::FAR_FUTURE));
+        }
+        if let Some(p) = t.pacing_until {
+            at = at.min(p);
+        }
+        at
+    }
+}
+
+/// Applies an acknowledged or lost frame to the stream it belongs to.
+fn apply_fate(
+    streams: &mut [crate::stream::Stream],
+    max_data_dirty: &mut bool,
+    f: SentFrame,
+    fate: Fate,
+) {
+    match (f, fate) {
+        (
+            SentFrame::Stream {
+                stream,
+                offset,
+                len,
+                fin,
+            },
+            fate,
+        ) => {
+            if let Some(r) = streams
+                .get_mut(usize::from(stream))
+                .and_then(|s| s.reliable.as_mut())
+            {
+                match fate {
+                    Fate::Acked => r.send.on_acked(offset, len as usize, fin),
+                    Fate::Lost => r.send.on_lost(offset, len as usize, fin),
+                }
+            }
+        }
+        (SentFrame::MaxData, Fate::Lost) => *max_data_dirty = true,
+        (SentFrame::MaxStreamData(stream), Fate::Lost) => {
+            if let Some(r) = streams
+                .get_mut(usize::from(stream))
+                .and_then(|s| s.reliable.as_mut())
+            {
+                r.credit_dirty = true;
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Fills up to `room` bytes with stream data, round-robin over streams with something to
+/// send (one chunk per stream per turn, so one bulk stream cannot starve the others).
+/// Returns whether anything was written.
+fn fill_stream_data(
+    t: &mut crate::transport::state::Transport,
+    streams: &mut [crate::stream::Stream],
+    out: &mut BytesMut,
+    room: usize,
+    record: &mut SentPacket,
+) -> bool {
+    let n = streams.len();
+    if n == 0 {
+        return false;
+    }
+    let end = out.len() + room;
+    let mut wrote = false;
+    let mut idle_turns = 0;
+    let mut i = t.next_stream % n;
+    while idle_turns < n {
+        let left = end - out.len();
+        let s = &mut streams[i];
+        i = (i + 1) % n;
+        let Some(r) = s
+            .reliable
+            .as_mut()
+            .filter(|_| s.state == StreamState::Connected)
+        else {
+            idle_turns += 1;
+            continue;
+        };
+        let overhead =
+            3 + varint::encoded_len(r.send.write_end()) + varint::encoded_len(left as u64);
+        if left <= overhead {
+            break;
+        }
+        match r.send.next_chunk(left - overhead, t.conn_credit()) {
+            Some(c) => {
+                Frame::emit_stream_header(out, s.id.0, c.offset, c.len, c.fin);
+                r.send.copy_chunk(c.offset, c.len, out);
+                t.data_sent += c.new_bytes as u64;
+                record.push(SentFrame::Stream {
+                    stream: s.id.0,
+                    offset: c.offset,
+                    len: c.len as u32,
+                    fin: c.fin,
+                });
+                wrote = true;
+                idle_turns = 0;
+                t.next_stream = i;
+            }
+            None => idle_turns += 1,
+        }
+    }
+    wrote
+}

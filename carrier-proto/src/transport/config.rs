@@ -1,0 +1,70 @@
+//! Transport configuration: congestion control, loss recovery, buffers and windows.
+
+use core::time::Duration;
+
+use super::congestion::CongestionAlgorithm;
+use super::recovery::RecoveryConfig;
+
+/// Credit every sender may assume for a stream before the receiver says otherwise.
+pub const INITIAL_STREAM_CREDIT: u64 = 64 * 1024;
+/// Connection credit every sender may assume before the receiver says otherwise.
+pub const INITIAL_CONNECTION_CREDIT: u64 = 256 * 1024;
+
+/// How reliable streams behave. [`TransportConfig::default`] follows RFC 9002;
+/// [`TransportConfig::low_latency`] trades bandwidth for latency the way KCP's fast mode does.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TransportConfig {
+    /// The congestion controller.
+    pub congestion: CongestionAlgorithm,
+    /// Loss detection and probe timing.
+    pub recovery: RecoveryConfig,
+    /// The RTT assumed before the first sample.
+    pub initial_rtt: Duration,
+    /// Send buffer per reliable stream: `write` takes at most this much unacknowledged data.
+    pub send_buffer: usize,
+    /// Receive window per reliable stream (the credit we grant; at least
+    /// [`INITIAL_STREAM_CREDIT`]).
+    pub stream_receive_window: u64,
+    /// Receive window per session, over all streams (at least [`INITIAL_CONNECTION_CREDIT`]).
+    pub receive_window: u64,
+    /// Most out-of-order segments held per stream.
+    pub max_reassembly_segments: usize,
+    /// Send an ACK at once after this many ack-eliciting packets (otherwise within
+    /// `recovery.max_ack_delay`).
+    pub ack_eliciting_threshold: u32,
+    /// Most ranges kept and sent in ACKs.
+    pub max_ack_ranges: usize,
+    /// Spread packets over the RTT instead of sending the window in a burst.
+    pub pacing: bool,
+}
+
+impl Default for TransportConfig {
+    fn default() -> Self {
+        TransportConfig {
+            congestion: CongestionAlgorithm::Cubic,
+            recovery: RecoveryConfig::default(),
+            initial_rtt: Duration::from_millis(333),
+            send_buffer: 4 * 1024 * 1024,
+            stream_receive_window: 4 * 1024 * 1024,
+            receive_window: 16 * 1024 * 1024,
+            max_reassembly_segments: 8192,
+            ack_eliciting_threshold: 2,
+            max_ack_ranges: 32,
+            pacing: true,
+        }
+    }
+}
+
+impl TransportConfig {
+    /// KCP "fast mode" ideas as configuration: ACK every packet at once, retransmit after
+    /// two later packets, back off 1.5× instead of 2×, a 5 ms probe floor. Still congestion
+    /// controlled.
+    pub fn low_latency() -> Self {
+        TransportConfig {
+            recovery: RecoveryConfig::low_latency(),
+            ack_eliciting_threshold: 1,
+            initial_rtt: Duration::from_millis(100),
+            ..TransportConfig::default()
+        }
+    }
+}
