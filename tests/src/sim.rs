@@ -180,8 +180,12 @@ impl Sim {
         loop {
             match p.endpoint.poll_output() {
                 Output::Transmit(t) => {
-                    self.net
-                        .send(now, Datagram::new(t.source, t.destination, t.contents));
+                    let d = Datagram::new(t.source, t.destination, t.contents);
+                    let index = self.sent_count;
+                    self.sent_count += 1;
+                    if !self.drop_filter.as_mut().is_some_and(|f| f(index, &d)) {
+                        self.net.send(now, d);
+                    }
                 }
                 Output::Event(e) => p.events.push((now, e)),
                 Output::Timeout(at) => {

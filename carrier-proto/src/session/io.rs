@@ -128,7 +128,9 @@ impl Session {
                         };
                         self.send_frames(ctx, now, &[frame]);
                         self.end(ctx, StreamState::Closed, StateReason::IdleTimeout);
-                    } else if now >= self.last_tx + ctx.config.keepalive_interval {
+                    } else if now >= self.last_tx + ctx.config.keepalive_interval
+                        && !self.transport.recovery.has_ack_eliciting_in_flight()
+                    {
                         self.send_frames(ctx, now, &[Frame::Ping]);
                     }
                 }

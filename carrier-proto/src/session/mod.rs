@@ -206,7 +206,11 @@ impl Session {
                 }
                 if self.path.selected().is_some() && self.any_connected() {
                     at = at
-                        .min(self.last_tx + ctx.config.keepalive_interval)
+                        .min(if self.transport.recovery.has_ack_eliciting_in_flight() {
+                            Instant::FAR_FUTURE
+                        } else {
+                            self.last_tx + ctx.config.keepalive_interval
+                        })
                         .min(self.last_rx + ctx.config.idle_timeout);
                 }
                 at

@@ -377,7 +377,13 @@ impl Recovery {
 
     /// Too many probe timeouts in a row: the peer is gone.
     pub(crate) fn path_dead(&self) -> bool {
-        self.pto_count > self.config.max_ptos
+        self.pto_count >= self.config.max_ptos
+    }
+
+    /// Whether anything ack-eliciting awaits acknowledgement (then the probe timer, not a
+    /// keepalive, watches the path).
+    pub(crate) fn has_ack_eliciting_in_flight(&self) -> bool {
+        self.ack_eliciting_in_flight > 0
     }
 
     /// The oldest unacknowledged ack-eliciting packet's frames, to resend in a probe.
@@ -472,7 +478,7 @@ mod tests {
             assert!(r.on_timeout(now, |_, _| {}).1);
         }
         // 100 ms + 4·50 ms + 25 ms = 325 ms, doubling.
-        assert_eq!(gaps, [325 * MS, 650 * MS, 1300 * MS, 2600 * MS]);
+        assert_eq!(gaps, [325 * MS, 650 * MS, 1300 * MS]);
         let fast = RecoveryConfig {
             max_ptos: 1,
             ..RecoveryConfig::low_latency()
