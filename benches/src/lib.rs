@@ -1,5 +1,8 @@
 //! Shared fixtures for the carrier-rs benchmarks (the benches themselves are in `benches/`).
 
+pub mod alloc_counter;
+pub mod pair;
+
 use std::net::SocketAddr;
 
 use carrier_proto::sdp::{MediaDescription, SessionDescription};

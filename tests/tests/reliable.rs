@@ -159,7 +159,12 @@ fn with_scripted_loss(
     }));
     let data = payload(data_len, 9);
     let t = sim.transfer(&hs, true, 0, &data, 4096, Duration::from_secs(60));
-    assert!(t.received == data, "got {} of {} bytes (or different ones)", t.received.len(), data.len());
+    assert!(
+        t.received == data,
+        "got {} of {} bytes (or different ones)",
+        t.received.len(),
+        data.len()
+    );
     if close {
         let id = stream_id(&mut sim, 0, hs.offerer, 0);
         let now = sim.now;
@@ -318,7 +323,10 @@ fn a_dead_path_fails_the_stream_with_a_reason() {
     let (mut sim, hs) = connected(5, LinkConfig::wan(), Config::default());
     // Some traffic first, so the sender has measured the RTT.
     let warm = payload(50_000, 2);
-    assert!(sim.transfer(&hs, true, 0, &warm, 10_000, Duration::from_secs(10)).complete);
+    assert!(
+        sim.transfer(&hs, true, 0, &warm, 10_000, Duration::from_secs(10))
+            .complete
+    );
     let id = stream_id(&mut sim, 0, hs.offerer, 0);
     let now = sim.now;
     sim.session(0, hs.offerer)
@@ -328,9 +336,15 @@ fn a_dead_path_fails_the_stream_with_a_reason() {
     sim.partition(0, 1, true);
     let cut = sim.now;
     sim.run_for(Duration::from_secs(600));
-    let failed = sim.state_time(0, hs.offerer, 0, S::Failed).unwrap_or_else(|| {
-        panic!("{:?} {:?}", sim.state_log(0, hs.offerer, 0), sim.ep(0).stats())
-    });
+    let failed = sim
+        .state_time(0, hs.offerer, 0, S::Failed)
+        .unwrap_or_else(|| {
+            panic!(
+                "{:?} {:?}",
+                sim.state_log(0, hs.offerer, 0),
+                sim.ep(0).stats()
+            )
+        });
     // 7 doubling probe timeouts of ≈ 125 ms on this 80 ms path: well before the idle timeout.
     assert!(failed - cut < Duration::from_secs(40), "{:?}", failed - cut);
     assert_eq!(

@@ -15,6 +15,8 @@ use crate::types::Candidate;
 
 /// Bytes allocated at a time for building packets.
 const TX_SLAB: usize = 64 * 1024;
+/// Retired slabs kept for reuse (bounds the memory held for reuse to 16 MiB).
+const TX_POOL: usize = 256;
 
 /// The shared half of an endpoint, split from the session table so a session and its
 /// context can be borrowed mutably at once.
@@ -33,6 +35,9 @@ pub(crate) struct Context {
     /// transmits, `reserve` reclaims the same allocation, so steady-state sending does not
     /// allocate.
     tx_buf: BytesMut,
+    /// Used-up slabs whose packets may still be held by the driver, oldest first; one is
+    /// reused once all its packets are dropped.
+    tx_pool: VecDeque<BytesMut>,
 }
 
 impl Context {
@@ -47,6 +52,7 @@ impl Context {
             stats: EndpointStats::default(),
             now: crate::time::Instant::ZERO,
             tx_buf: BytesMut::new(),
+            tx_pool: VecDeque::new(),
         }
     }
 
@@ -67,6 +73,27 @@ impl Context {
         true
     }
 
+    /// Replaces the used-up send slab: the oldest retired slab if all its packets are gone
+    /// (no allocation), else a new one. In steady state the pool cycles and nothing is
+    /// allocated.
+    fn next_slab(&mut self, size: usize) {
+        let old = core::mem::take(&mut self.tx_buf);
+        if old.capacity() > 0 || !self.tx_pool.is_empty() {
+            if self.tx_pool.len() >= TX_POOL {
+                self.tx_pool.pop_front();
+            }
+            self.tx_pool.push_back(old);
+        }
+        if let Some(mut oldest) = self.tx_pool.pop_front() {
+            if oldest.try_reclaim(size) {
+                self.tx_buf = oldest;
+                return;
+            }
+            self.tx_pool.push_front(oldest);
+        }
+        self.tx_buf = BytesMut::with_capacity(size);
+    }
+
     /// Builds a packet and queues it for sending from `source` to `destination`.
     pub(crate) fn transmit(
         &mut self,
@@ -80,7 +107,7 @@ impl Context {
         // old one in place.
         let one = self.config.max_udp_payload.max(64);
         if self.tx_buf.capacity() < one {
-            self.tx_buf.reserve(TX_SLAB.max(one));
+            self.next_slab(TX_SLAB.max(one));
         }
         write_packet(&mut self.tx_buf, header, payload);
         let contents = self.tx_buf.split().freeze();

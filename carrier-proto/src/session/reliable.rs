@@ -90,7 +90,7 @@ impl Session {
             && self.streams.iter().any(|s| {
                 s.reliable
                     .as_ref()
-                    .is_some_and(|r| r.send.write_end() > r.send.max_data.min(u64::MAX))
+                    .is_some_and(|r| r.send.write_end() > r.send.max_data)
                     && s.state == StreamState::Connected
             });
         conn_blocked
@@ -131,7 +131,7 @@ impl Session {
             if t.ack_pending {
                 let delay = t.ack_delay_micros(now);
                 let max = t.config.max_ack_ranges;
-                if 1 + ack::encoded_len(&t.received, delay, max) <= room(out) {
+                if ack::encoded_len(&t.received, delay, max) < room(out) {
                     out.extend_from_slice(&[0x04]);
                     ack::encode(out, &t.received, delay, max);
                     t.on_ack_sent();
@@ -348,11 +348,9 @@ impl Session {
     pub(crate) fn on_credit_frame(&mut self, frame: &Frame<'_>) {
         let t = &mut self.transport;
         match *frame {
-            Frame::MaxData(max) => {
-                if max > t.peer_max_data {
-                    t.peer_max_data = max;
-                    t.blocked_at = None;
-                }
+            Frame::MaxData(max) if max > t.peer_max_data => {
+                t.peer_max_data = max;
+                t.blocked_at = None;
             }
             Frame::MaxStreamData { stream, max } => {
                 if let Some(r) = self

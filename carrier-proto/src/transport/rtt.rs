@@ -56,11 +56,7 @@ impl RttEstimator {
         } else {
             rtt
         };
-        let diff = if self.smoothed > adjusted {
-            self.smoothed - adjusted
-        } else {
-            adjusted - self.smoothed
-        };
+        let diff = self.smoothed.abs_diff(adjusted);
         self.var = (self.var * 3 + diff) / 4;
         self.smoothed = (self.smoothed * 7 + adjusted) / 8;
     }

@@ -194,7 +194,7 @@ impl SendStream {
             .min(self.sent + conn_credit);
         let len = (limit.saturating_sub(self.sent) as usize).min(max_len);
         let fin = self.fin.is_some_and(|f| self.sent + len as u64 == f);
-        if len == 0 && !(fin && !self.fin_sent) {
+        if len == 0 && (!fin || self.fin_sent) {
             return None;
         }
         let chunk = Chunk {
