@@ -376,7 +376,13 @@ fn no_path_fails_the_streams_after_the_connect_timeout() {
 #[test]
 fn keepalive_holds_an_idle_session_and_silence_closes_it() {
     let mut sim = Sim::new(11);
-    let cfg = Config::default().with_idle(Duration::from_secs(5), Duration::from_secs(20));
+    // The probe timer would also catch the dead path (see reliable.rs); turn it off to
+    // exercise the idle timer.
+    let mut transport = carrier_proto::TransportConfig::default();
+    transport.recovery.max_ptos = u32::MAX;
+    let cfg = Config::default()
+        .with_idle(Duration::from_secs(5), Duration::from_secs(20))
+        .with_transport(transport);
     let (a, b) = (
         sim.add_peer_with("alice", cfg.clone()),
         sim.add_peer_with("bob", cfg),
