@@ -382,3 +382,34 @@ fn a_graceful_close_waits_for_the_data_and_closes_both_sides() {
         Some(&(S::Closed, Some(StateReason::ClosedLocally)))
     );
 }
+
+#[test]
+fn abort_closes_both_sides_at_once_with_error() {
+    let (mut sim, hs) = connected(8, LinkConfig::wan(), Config::default());
+    let id = stream_id(&mut sim, 0, hs.offerer, 0);
+    let now = sim.now;
+    sim.session(0, hs.offerer)
+        .write(now, id, &payload(500_000, 8))
+        .unwrap();
+    sim.drain(0);
+    sim.run_for(Duration::from_millis(100));
+    let now = sim.now;
+    sim.session(0, hs.offerer).abort_stream(now, id).unwrap();
+    sim.drain(0);
+    assert_eq!(sim.stream_state(0, hs.offerer, 0), S::Closed);
+    sim.run_for(Duration::from_secs(1));
+    assert_eq!(
+        sim.state_log(1, hs.answerer, 0).last(),
+        Some(&(
+            S::Closed,
+            Some(StateReason::ClosedByPeer(carrier_proto::CloseReason::Error))
+        ))
+    );
+    // Nothing more is sent for the aborted stream.
+    let before = sim.ep(0).stats().bytes_sent;
+    sim.run_for(Duration::from_secs(1));
+    assert!(
+        sim.ep(0).stats().bytes_sent - before < 2000,
+        "still sending after abort"
+    );
+}

@@ -152,6 +152,13 @@ impl SessionMut<'_> {
         self.session.writable_bytes(stream)
     }
 
+    /// Aborts a stream: the peer is told (its stream closes with
+    /// `ClosedByPeer(CloseReason::Error)`) and both sides drop what was not delivered.
+    pub fn abort_stream(&mut self, now: Instant, stream: StreamId) -> Result<(), Error> {
+        self.at(now);
+        self.session.abort_stream(self.ctx, now, stream)
+    }
+
     /// Closes one stream and tells the peer. A reliable stream closes gracefully: queued
     /// data and a FIN go out first, and the stream becomes Closed on both sides once both
     /// directions are acknowledged. An unreliable stream closes at once.

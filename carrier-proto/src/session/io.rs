@@ -413,6 +413,34 @@ impl Session {
         Ok(())
     }
 
+    /// Aborts a stream: tells the peer (CLOSE with reason Error) and closes it at once,
+    /// discarding whatever was not yet delivered in either direction.
+    pub(crate) fn abort_stream(
+        &mut self,
+        ctx: &mut Context,
+        now: Instant,
+        stream: StreamId,
+    ) -> Result<(), Error> {
+        let s = self.stream(stream).ok_or(Error::UnknownStream)?;
+        if s.state.is_terminal() {
+            return Ok(());
+        }
+        if s.state == StreamState::Connected {
+            let frame = Frame::Close {
+                scope: stream.0,
+                reason: CloseReason::Error,
+            };
+            self.send_frames(ctx, now, &[frame]);
+        }
+        self.set_state(
+            ctx,
+            stream.index(),
+            StreamState::Closed,
+            Some(StateReason::ClosedLocally),
+        );
+        Ok(())
+    }
+
     /// Closes the session: tells the peer (if there is a path) and ends every stream.
     pub(crate) fn close(&mut self, ctx: &mut Context, now: Instant) {
         if self.phase == SessionPhase::Started {
