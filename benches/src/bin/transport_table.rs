@@ -7,8 +7,9 @@ use std::hint::black_box;
 use std::time::{Duration, Instant as WallClock};
 
 use carrier_benches::alloc_counter::{Counting, allocations};
+use carrier_benches::latency::kcp_scenario;
 use carrier_benches::pair::Pair;
-use carrier_proto::{Config, StreamOptions};
+use carrier_proto::{Config, StreamOptions, TransportConfig};
 
 #[global_allocator]
 static ALLOC: Counting = Counting;
@@ -51,4 +52,19 @@ fn main() {
         "| heap allocations per packet (steady state) | {:.4} ({allocs} in {packets}) |",
         allocs as f64 / packets as f64
     );
+
+    for (name, transport) in [
+        ("default", TransportConfig::default()),
+        ("low-latency", TransportConfig::low_latency()),
+    ] {
+        let cfg = Config::default().with_transport(transport);
+        let l = kcp_scenario(cfg, 1);
+        println!(
+            "| KCP scenario (10% loss, RTT 60–125 ms, 8 B / 20 ms, 20 s), {name} | avg {:.1} ms, max {:.1} ms ({}/{} echoed) |",
+            l.avg.as_secs_f64() * 1e3,
+            l.max.as_secs_f64() * 1e3,
+            l.echoed,
+            l.sent
+        );
+    }
 }
