@@ -54,6 +54,8 @@ impl Session {
                     .as_ref()
                     .is_some_and(|r| r.send.wants_to_send(credit))
         });
+        let has_data = has_data || self.early_copy(now);
+        let t = &mut self.transport;
         let mut send_data = false;
         if has_data && (probe || t.window_allows(mtu)) {
             match t.pacing_delay(now, mtu) {
@@ -79,6 +81,41 @@ impl Session {
                 ping: probe,
             },
         )
+    }
+
+    /// Early retransmission (see `TransportConfig::early_retransmit`): with nothing new to
+    /// send and room in the window, queue the data of the oldest recent packet that has
+    /// waited `delay` for its ACK. Returns whether something was queued.
+    fn early_copy(&mut self, now: Instant) -> bool {
+        let Some(delay) = self.transport.config.early_retransmit else {
+            return false;
+        };
+        if !self.transport.window_allows(1) {
+            return false;
+        }
+        let Some(p) = self.transport.recovery.take_early_copy(now, delay) else {
+            return false;
+        };
+        let mut queued = false;
+        for f in p.frames() {
+            if let SentFrame::Stream {
+                stream,
+                offset,
+                len,
+                fin,
+            } = f
+            {
+                if let Some(r) = self
+                    .streams
+                    .get_mut(usize::from(stream))
+                    .and_then(|s| s.reliable.as_mut())
+                {
+                    r.send.on_lost(offset, len as usize, fin);
+                    queued = true;
+                }
+            }
+        }
+        queued
     }
 
     /// Whether we owe the peer a BLOCKED frame (we have data, no credit, and have not said so
@@ -433,6 +470,22 @@ impl Session {
         }
         if let Some(p) = t.pacing_until {
             at = at.min(p);
+        }
+        // The early-copy timer only counts when a copy could go out (nothing else to send,
+        // room in the window); otherwise a due copy would wake us for nothing, forever.
+        if let Some(delay) = t.config.early_retransmit {
+            let credit = t.conn_credit();
+            let idle = !self.streams.iter().any(|s| {
+                s.state == StreamState::Connected
+                    && s.reliable
+                        .as_ref()
+                        .is_some_and(|r| r.send.wants_to_send(credit))
+            });
+            if idle && t.window_allows(1) {
+                if let Some(e) = t.recovery.early_copy_time(delay) {
+                    at = at.min(e);
+                }
+            }
         }
         at
     }

@@ -36,6 +36,12 @@ pub struct TransportConfig {
     pub max_ack_ranges: usize,
     /// Spread packets over the RTT instead of sending the window in a burst.
     pub pacing: bool,
+    /// Early retransmission for sparse, latency-sensitive traffic: when the sender has
+    /// nothing new to send and stream data has gone unacknowledged this long, send it once
+    /// more without waiting for loss detection. The copy counts against the congestion
+    /// window (so it is still congestion controlled); nothing is declared lost, so the
+    /// window does not shrink. `None` (the default) turns it off.
+    pub early_retransmit: Option<Duration>,
 }
 
 impl Default for TransportConfig {
@@ -51,18 +57,20 @@ impl Default for TransportConfig {
             ack_eliciting_threshold: 2,
             max_ack_ranges: 32,
             pacing: true,
+            early_retransmit: None,
         }
     }
 }
 
 impl TransportConfig {
     /// KCP "fast mode" ideas as configuration: ACK every packet at once, retransmit after
-    /// two later packets, back off 1.5× instead of 2×, a 5 ms probe floor. Still congestion
-    /// controlled.
+    /// two later packets, back off 1.5× instead of 2×, a 5 ms probe floor, and early
+    /// retransmission of idle-time tail data after 5 ms. Still congestion controlled.
     pub fn low_latency() -> Self {
         TransportConfig {
             recovery: RecoveryConfig::low_latency(),
             ack_eliciting_threshold: 1,
+            early_retransmit: Some(Duration::from_millis(5)),
             initial_rtt: Duration::from_millis(100),
             ..TransportConfig::default()
         }

@@ -30,6 +30,10 @@ pub(crate) enum SentFrame {
     Close(u8),
 }
 
+/// How many of the newest packets early retransmission looks at (it is for the tail of
+/// sparse traffic, so the scan stays short).
+const EARLY_WINDOW: usize = 16;
+
 /// Frames per packet kept inline: a full packet usually carries one or two.
 const INLINE_FRAMES: usize = 4;
 
@@ -44,6 +48,8 @@ pub(crate) struct SentPacket {
     pub(crate) in_flight: bool,
     /// Sent while the sender had less to send than the window allowed.
     pub(crate) app_limited: bool,
+    /// Its stream data was already sent once more by early retransmission.
+    pub(crate) copied: bool,
     frames: [Option<SentFrame>; INLINE_FRAMES],
     /// More frames than fit inline were in the packet: the rest are in `overflow`.
     overflow: alloc::vec::Vec<SentFrame>,
@@ -62,6 +68,7 @@ impl SentPacket {
             ack_eliciting,
             in_flight: ack_eliciting,
             app_limited,
+            copied: false,
             frames: [None; INLINE_FRAMES],
             overflow: alloc::vec::Vec::new(),
         }
@@ -389,6 +396,34 @@ impl Recovery {
     /// The oldest unacknowledged ack-eliciting packet's frames, to resend in a probe.
     pub(crate) fn oldest_unacked(&self) -> Option<&SentPacket> {
         self.sent.iter().flatten().find(|p| p.ack_eliciting)
+    }
+
+    /// Early retransmission: the newest packets (at most `EARLY_WINDOW`) whose stream data
+    /// has gone unacknowledged for `delay` and was not copied yet. Marks and returns the
+    /// oldest such packet's frames.
+    pub(crate) fn take_early_copy(&mut self, now: Instant, delay: Duration) -> Option<&SentPacket> {
+        let start = self.sent.len().saturating_sub(EARLY_WINDOW);
+        let i = (start..self.sent.len()).find(|&i| {
+            self.sent[i].as_ref().is_some_and(|p| {
+                !p.copied
+                    && now >= p.time_sent + delay
+                    && p.frames().any(|f| matches!(f, SentFrame::Stream { .. }))
+            })
+        })?;
+        let p = self.sent[i].as_mut()?;
+        p.copied = true;
+        Some(p)
+    }
+
+    /// When the next early copy is due (see [`Recovery::take_early_copy`]).
+    pub(crate) fn early_copy_time(&self, delay: Duration) -> Option<Instant> {
+        let start = self.sent.len().saturating_sub(EARLY_WINDOW);
+        self.sent
+            .range(start..)
+            .flatten()
+            .filter(|p| !p.copied && p.frames().any(|f| matches!(f, SentFrame::Stream { .. })))
+            .map(|p| p.time_sent + delay)
+            .min()
     }
 
     /// Packets tracked (for tests and stats).
