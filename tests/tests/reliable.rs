@@ -113,7 +113,7 @@ fn arbitrary_link() -> impl Strategy<Value = LinkConfig> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 48, failure_persistence: None, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 64, failure_persistence: None, ..ProptestConfig::default() })]
 
     /// Arbitrary writes over an arbitrary seeded link: the receiver gets exactly the bytes.
     #[test]
@@ -122,11 +122,13 @@ proptest! {
         link in arbitrary_link(),
         len in 0usize..200_000,
         chunk in 1usize..20_000,
+        low_latency in any::<bool>(),
     ) {
         // This property is about delivery, so the sender never gives up on the path (the
         // dead-path rule has its own test): netem's bursts count packets, not time, so a
         // burst can outlast many probe timeouts when little is sent.
-        let mut transport = TransportConfig::default();
+        // Both presets: the low-latency one adds early retransmission and other thresholds.
+        let mut transport = if low_latency { TransportConfig::low_latency() } else { TransportConfig::default() };
         transport.recovery.max_ptos = u32::MAX;
         let (mut sim, hs) = connected(seed, link, Config::default().with_transport(transport));
         let data = payload(len, seed);
