@@ -1,6 +1,7 @@
 //! Shared fixtures for the carrier-rs benchmarks (the benches themselves are in `benches/`).
 
 pub mod alloc_counter;
+pub mod bottleneck;
 pub mod latency;
 pub mod pair;
 

@@ -17,9 +17,17 @@
 //! 4. corruption (one random bit of the payload flipped);
 //! 5. duplication (a second, identical copy is scheduled with its own jitter and reorder
 //!    decision);
-//! 6. scheduling at `now + delay + jitter (+ reorder_delay if held back)`.
+//! 6. the bottleneck, only if [`LinkConfig::rate`] is set: each surviving copy (the
+//!    original first, then the duplicate) is offered to the link's transmitter, which
+//!    serializes one datagram at a time at `rate` behind a drop-tail queue of
+//!    [`LinkConfig::queue_bytes`]; a copy that does not fit is dropped, counted in
+//!    [`NetemStats::queue_drops`] (see [`LinkConfig::queue_bytes`] for the exact rule);
+//! 7. scheduling at `t + delay + jitter (+ reorder_delay if held back)`, where `t` is
+//!    the end of the copy's serialization with a bottleneck and `now` without one.
 //!
 //! Deliveries come out in delivery-time order; ties go to the datagram scheduled first.
+//! The bottleneck draws no random values: with or without it, every send consumes the
+//! same randomness.
 //!
 //! ```
 //! use carrier_proto::Instant;
@@ -41,7 +49,7 @@
 
 use core::cmp::{Ordering, Reverse};
 use core::time::Duration;
-use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, VecDeque};
 use std::net::SocketAddr;
 
 use bytes::Bytes;
@@ -163,6 +171,29 @@ pub struct LinkConfig {
     /// Largest payload the path carries, in bytes. Larger datagrams are dropped, like a
     /// real path with the don't-fragment bit set.
     pub mtu: usize,
+    /// Bottleneck rate in bits per second, or `None` (the default) for no bottleneck.
+    ///
+    /// With a rate, the link has a transmitter, like a router's output port, that
+    /// serializes one datagram at a time: a datagram of `n` payload bytes (no header
+    /// overhead is added) occupies it for `n * 8 / rate` seconds, starting when it arrives
+    /// or when the transmitter finishes what is ahead of it, whichever is later. The
+    /// datagram's delay, jitter and reorder delay start when its serialization ends.
+    /// Finish times are computed exactly over each busy period and rounded up to the
+    /// nanosecond, so rounding never accumulates and a saturated link carries exactly
+    /// `rate` bits per second. A duplicate is serialized right after its original. A rate
+    /// of 0 carries nothing: every copy is a queue drop.
+    pub rate: Option<u64>,
+    /// Capacity of the drop-tail queue in front of the bottleneck, in bytes (ignored
+    /// without [`LinkConfig::rate`]).
+    ///
+    /// The *backlog* at time `now` is the total size of the datagrams admitted to the
+    /// transmitter whose serialization has not finished by `now` (one finishing exactly
+    /// at `now` has finished); the one being serialized counts in full. A datagram
+    /// arriving at `now` is dropped iff the backlog is greater than `queue_bytes`. So an
+    /// idle transmitter accepts anything, `0` means "only the datagram being serialized",
+    /// and with datagrams of `s` bytes the link holds the one in service plus
+    /// `queue_bytes / s` (rounded down) waiting.
+    pub queue_bytes: usize,
 }
 
 impl LinkConfig {
@@ -177,6 +208,8 @@ impl LinkConfig {
             reorder_delay: Duration::ZERO,
             corrupt: 0.0,
             mtu: 65_535,
+            rate: None,
+            queue_bytes: 0,
         }
     }
 
@@ -274,6 +307,23 @@ impl LinkConfig {
         self.mtu = mtu;
         self
     }
+
+    /// A bottleneck of `rate_bits_per_sec` behind a drop-tail queue of `queue_bytes`
+    /// (sets [`LinkConfig::rate`] and [`LinkConfig::queue_bytes`]).
+    ///
+    /// ```
+    /// use carrier_tests::netem::LinkConfig;
+    /// // 10 Mbit/s behind a queue of about 30 full-size packets.
+    /// let cfg = LinkConfig::wan().with_bottleneck(10_000_000, 30 * 1500);
+    /// assert_eq!(cfg.rate, Some(10_000_000));
+    /// assert_eq!(LinkConfig::wan().rate, None);
+    /// ```
+    #[must_use]
+    pub const fn with_bottleneck(mut self, rate_bits_per_sec: u64, queue_bytes: usize) -> Self {
+        self.rate = Some(rate_bits_per_sec);
+        self.queue_bytes = queue_bytes;
+        self
+    }
 }
 
 impl Default for LinkConfig {
@@ -309,9 +359,10 @@ impl Datagram {
 /// ([`Netem::link_stats`]).
 ///
 /// Every datagram given to [`Netem::send`] ends in exactly one of `too_big`,
-/// `partitioned`, `lost`, or scheduled; a scheduled datagram plus its duplicate (if any)
-/// is eventually `delivered`. Hence at all times
-/// `sent + duplicated == delivered + lost + too_big + partitioned + in_flight`.
+/// `partitioned`, `lost`, or past the loss stage; there it and its duplicate (if any) are
+/// each either dropped by the bottleneck's queue (`queue_drops`) or scheduled, and every
+/// scheduled copy is eventually `delivered`. Hence at all times
+/// `sent + duplicated == delivered + lost + too_big + partitioned + queue_drops + in_flight`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct NetemStats {
     /// Datagrams given to [`Netem::send`].
@@ -330,6 +381,9 @@ pub struct NetemStats {
     pub too_big: u64,
     /// Datagrams dropped by a partition.
     pub partitioned: u64,
+    /// Copies dropped because the bottleneck's queue was full (see
+    /// [`LinkConfig::queue_bytes`]); an original and its duplicate count separately.
+    pub queue_drops: u64,
 }
 
 /// Which counter to bump.
@@ -343,6 +397,7 @@ enum Counter {
     Corrupted,
     TooBig,
     Partitioned,
+    QueueDrop,
 }
 
 impl NetemStats {
@@ -356,6 +411,7 @@ impl NetemStats {
             Counter::Corrupted => &mut self.corrupted,
             Counter::TooBig => &mut self.too_big,
             Counter::Partitioned => &mut self.partitioned,
+            Counter::QueueDrop => &mut self.queue_drops,
         };
         *field += 1;
     }
@@ -373,12 +429,73 @@ struct LossState {
     bad: bool,
 }
 
+/// The bottleneck transmitter of one direction of a link (see [`LinkConfig::rate`]).
+///
+/// Finish times are computed from the start of the current *busy period* (the transmitter
+/// has been serializing without a break since `period_start`, at `period_rate`): the
+/// datagram that brings the period's total to `b` bits finishes at
+/// `period_start + ceil(b * 1e9 / rate)` ns, so per-datagram rounding never accumulates.
+#[derive(Clone, Debug, Default)]
+struct Transmitter {
+    /// When the last admitted datagram finishes serialization.
+    busy_until: Instant,
+    period_start: Instant,
+    period_rate: u64,
+    /// Bits admitted since `period_start`.
+    period_bits: u128,
+    /// `(finish, bytes)` of the admitted datagrams not yet fully serialized, in finish
+    /// order.
+    backlog: VecDeque<(Instant, usize)>,
+    /// Sum of the sizes in `backlog`.
+    backlog_bytes: usize,
+}
+
+impl Transmitter {
+    /// Offers a datagram of `bytes` at `now`. Returns when its serialization finishes, or
+    /// `None` if the drop-tail queue rejects it (see [`LinkConfig::queue_bytes`]).
+    fn admit(
+        &mut self,
+        now: Instant,
+        bytes: usize,
+        rate: u64,
+        queue_bytes: usize,
+    ) -> Option<Instant> {
+        while let Some(&(finish, size)) = self.backlog.front()
+            && finish <= now
+        {
+            self.backlog.pop_front();
+            self.backlog_bytes -= size;
+        }
+        if rate == 0 || self.backlog_bytes > queue_bytes {
+            return None;
+        }
+        if self.busy_until <= now || self.period_rate != rate {
+            // Idle (or re-configured): a new busy period starts when this datagram does.
+            self.period_start = self.busy_until.max(now);
+            self.period_rate = rate;
+            self.period_bits = 0;
+        }
+        self.period_bits = self.period_bits.saturating_add(bytes as u128 * 8);
+        let ns = self
+            .period_bits
+            .saturating_mul(1_000_000_000)
+            .div_ceil(u128::from(rate));
+        let finish =
+            self.period_start + Duration::from_nanos(u64::try_from(ns).unwrap_or(u64::MAX));
+        self.busy_until = finish;
+        self.backlog.push_back((finish, bytes));
+        self.backlog_bytes += bytes;
+        Some(finish)
+    }
+}
+
 /// One direction of one address pair.
 #[derive(Clone, Debug, Default)]
 struct Link {
     /// Explicit configuration; `None` means "use the default link".
     config: Option<LinkConfig>,
     loss: LossState,
+    tx: Transmitter,
     stats: NetemStats,
 }
 
@@ -464,7 +581,8 @@ impl Netem {
     }
 
     /// Configures the link from `from` to `to` (one direction only). Resets that link's
-    /// loss-model state; datagrams already in flight keep their schedule.
+    /// loss-model state; datagrams already in flight keep their schedule, and those still
+    /// in the bottleneck's queue keep occupying it (later datagrams queue behind them).
     pub fn set_link(&mut self, from: SocketAddr, to: SocketAddr, config: LinkConfig) {
         let link = self.links.entry((from, to)).or_default();
         link.config = Some(config);
@@ -514,9 +632,9 @@ impl Netem {
 
     /// Offers `datagram` to the link from its source to its destination at time `now`.
     ///
-    /// Applies, in order, the MTU, partitions, the loss model, corruption, duplication
-    /// and delay/jitter/reorder (see the [module docs](self)), and schedules the
-    /// surviving copies. Every call draws the same number of random values in the same
+    /// Applies, in order, the MTU, partitions, the loss model, corruption, duplication,
+    /// the bottleneck and delay/jitter/reorder (see the [module docs](self)), and
+    /// schedules the surviving copies. Every call draws the same number of random values in the same
     /// order whatever the outcome, so changing one link's settings or a partition does
     /// not shift the randomness seen by later sends on other links.
     pub fn send(&mut self, now: Instant, mut datagram: Datagram) {
@@ -568,9 +686,19 @@ impl Netem {
             1
         };
 
-        let base = now + config.delay;
         let jitter_range = nanos(config.jitter).saturating_add(1);
         for copy in 0..copies {
+            let mut base = now + config.delay;
+            if let Some(rate) = config.rate {
+                let bytes = datagram.contents.len();
+                match link.tx.admit(now, bytes, rate, config.queue_bytes) {
+                    Some(finish) => base = finish + config.delay,
+                    None => {
+                        count_both(&mut self.stats, &mut link.stats, Counter::QueueDrop);
+                        continue;
+                    }
+                }
+            }
             let jitter = Duration::from_nanos(below(draws[DRAW_JITTER[copy]], jitter_range));
             let mut at = base + jitter;
             if unit(draws[DRAW_REORDER[copy]]) < config.reorder {
@@ -671,7 +799,12 @@ mod tests {
         let s = net.stats();
         assert_eq!(
             s.sent + s.duplicated,
-            s.delivered + s.lost + s.too_big + s.partitioned + net.in_flight() as u64,
+            s.delivered
+                + s.lost
+                + s.too_big
+                + s.partitioned
+                + s.queue_drops
+                + net.in_flight() as u64,
             "{s:?}"
         );
     }
@@ -1167,6 +1300,326 @@ mod tests {
         assert_eq!(net.stats().delivered, 4_000 + net.stats().duplicated);
     }
 
+    const MBIT: u64 = 1_000_000;
+
+    fn us(n: u64) -> Duration {
+        Duration::from_micros(n)
+    }
+
+    #[test]
+    fn bottleneck_paces_a_burst_at_exactly_the_link_rate() {
+        let (a, b) = (addr(1), addr(2));
+        let mut net = Netem::new(13);
+        // 1250 bytes = 10 000 bits = 100 µs at 100 Mbit/s; the queue holds the whole burst.
+        let cfg = LinkConfig::ideal()
+            .with_delay(ms(10))
+            .with_bottleneck(100 * MBIT, 2_000_000);
+        net.set_link(a, b, cfg);
+        let t0 = Instant::from_nanos(5_000_000);
+        for i in 0..1000u64 {
+            net.send(t0, Datagram::new(a, b, payload(i, 1250)));
+        }
+        assert_eq!(net.in_flight(), 1000);
+        let trace = drain(&mut net);
+        assert_eq!(trace.len(), 1000);
+        for (k, (t, d)) in trace.iter().enumerate() {
+            let k = k as u64;
+            assert_eq!(index_of(d), k);
+            assert_eq!(*t, t0 + ms(10) + us(100 * (k + 1)), "datagram {k}");
+        }
+        let s = net.link_stats(a, b);
+        assert_eq!((s.sent, s.delivered, s.queue_drops), (1000, 1000, 0));
+        // Once the burst is through, a lone datagram only pays its own serialization.
+        let t1 = t0 + ms(200);
+        net.send(t1, Datagram::new(a, b, payload(1000, 1250)));
+        assert_eq!(net.next_delivery(), Some(t1 + us(100) + ms(10)));
+        // The other direction has no bottleneck.
+        net.send(t1, Datagram::new(b, a, payload(1001, 1250)));
+        assert_eq!(net.next_delivery(), Some(t1));
+        assert_eq!(drain(&mut net).len(), 2);
+        assert_conservation(&net);
+    }
+
+    #[test]
+    fn full_drop_tail_queue_drops_the_tail_of_a_burst() {
+        let (a, b) = (addr(1), addr(2));
+        let t0 = Instant::from_nanos(1_000_000);
+        let mut net = Netem::new(14);
+        net.set_link(
+            a,
+            b,
+            LinkConfig::ideal().with_bottleneck(100 * MBIT, 10 * 1250),
+        );
+        for i in 0..100u64 {
+            net.send(t0, Datagram::new(a, b, payload(i, 1250)));
+        }
+        // Datagram k meets a backlog of k * 1250 bytes (nothing has finished at t0) and is
+        // admitted iff that is <= 12 500: k = 0..=10, the one in service plus 10 waiting.
+        assert_eq!(net.in_flight(), 11);
+        assert_eq!(net.link_stats(a, b).queue_drops, 89);
+        assert_eq!(net.stats().queue_drops, 89);
+        // Half-way through the first serialization the queue is still full...
+        net.send(t0 + us(50), Datagram::new(a, b, payload(100, 1250)));
+        // ...and when the first one finishes there is room for exactly one more.
+        net.send(t0 + us(100), Datagram::new(a, b, payload(101, 1250)));
+        net.send(t0 + us(100), Datagram::new(a, b, payload(102, 1250)));
+        assert_eq!(net.stats().queue_drops, 91);
+        let got: Vec<(Instant, u64)> = drain(&mut net)
+            .iter()
+            .map(|(t, d)| (*t, index_of(d)))
+            .collect();
+        let mut want: Vec<(Instant, u64)> = (0..=10).map(|k| (t0 + us(100 * (k + 1)), k)).collect();
+        want.push((t0 + us(1200), 101));
+        assert_eq!(got, want);
+        let s = net.link_stats(a, b);
+        assert_eq!((s.sent, s.delivered, s.queue_drops), (103, 12, 91));
+        assert_conservation(&net);
+
+        // queue_bytes == 0: only the datagram being serialized.
+        let mut net = Netem::new(14);
+        net.set_link(a, b, LinkConfig::ideal().with_bottleneck(100 * MBIT, 0));
+        for i in 0..5 {
+            net.send(t0, Datagram::new(a, b, payload(i, 1250)));
+        }
+        net.send(t0 + us(99), Datagram::new(a, b, payload(5, 1250)));
+        net.send(t0 + us(100), Datagram::new(a, b, payload(6, 1250)));
+        let got: Vec<u64> = drain(&mut net).iter().map(|(_, d)| index_of(d)).collect();
+        assert_eq!(got, vec![0, 6]);
+        assert_eq!(net.stats().queue_drops, 5);
+
+        // Mixed sizes: the datagram in service counts in full, the arrival's own size
+        // does not.
+        let mut net = Netem::new(14);
+        net.set_link(a, b, LinkConfig::ideal().with_bottleneck(100 * MBIT, 1500));
+        net.send(t0, Datagram::new(a, b, payload(0, 1500))); // backlog 0: in service
+        net.send(t0, Datagram::new(a, b, payload(1, 100))); // backlog 1500: admitted
+        net.send(t0, Datagram::new(a, b, payload(2, 100))); // backlog 1600: dropped
+        let got: Vec<(Instant, u64)> = drain(&mut net)
+            .iter()
+            .map(|(t, d)| (*t, index_of(d)))
+            .collect();
+        assert_eq!(got, vec![(t0 + us(120), 0), (t0 + us(128), 1)]);
+        assert_eq!(net.stats().queue_drops, 1);
+
+        // A rate of 0 carries nothing.
+        let mut net = Netem::new(14);
+        net.set_link(a, b, LinkConfig::ideal().with_bottleneck(0, 1 << 20));
+        net.send(t0, Datagram::new(a, b, payload(0, 10)));
+        assert_eq!((net.in_flight(), net.stats().queue_drops), (0, 1));
+        assert_conservation(&net);
+    }
+
+    /// Sends `n` 1250-byte datagrams, datagram `i` at `t0 + at(i)`, over 100 Mbit/s with a
+    /// 10 ms delay and the given queue; returns the per-datagram sojourn beyond the base
+    /// delay (`None` if dropped) and the queue drops.
+    fn sojourns(
+        n: u64,
+        queue_bytes: usize,
+        at: impl Fn(u64) -> Duration,
+    ) -> (Vec<Option<Duration>>, u64) {
+        let (a, b) = (addr(1), addr(2));
+        let mut net = Netem::new(15);
+        let cfg = LinkConfig::ideal()
+            .with_delay(ms(10))
+            .with_bottleneck(100 * MBIT, queue_bytes);
+        net.set_link(a, b, cfg);
+        let t0 = Instant::from_nanos(3_000_000);
+        for i in 0..n {
+            net.send(t0 + at(i), Datagram::new(a, b, payload(i, 1250)));
+            assert_conservation(&net);
+        }
+        let mut out = vec![None; n as usize];
+        for (t, d) in drain(&mut net) {
+            let i = index_of(&d);
+            out[i as usize] = Some(t - (t0 + at(i)) - ms(10));
+        }
+        assert_conservation(&net);
+        (out, net.stats().queue_drops)
+    }
+
+    #[test]
+    fn at_the_rate_nothing_drops_and_at_twice_the_rate_half_drops() {
+        let n = 10_000;
+        // Evenly spaced at exactly the rate, even with no queue at all: each datagram
+        // finishes the instant the next one arrives, so each only pays its own 100 µs.
+        for queue in [0, 10 * 1250] {
+            let (s, drops) = sojourns(n, queue, |i| us(100 * i));
+            assert_eq!(drops, 0);
+            assert!(s.iter().all(|&d| d == Some(us(100))));
+        }
+        // The same average rate in bursts of 4 every 400 µs: room for 3 waiting is enough
+        // and the queueing delay stays bounded by the burst; room for 2 drops every 4th.
+        let burst = |i: u64| us(400 * (i / 4));
+        let (s, drops) = sojourns(n, 3 * 1250, burst);
+        assert_eq!(drops, 0);
+        for (i, d) in s.iter().enumerate() {
+            assert_eq!(*d, Some(us(100 * (i as u64 % 4 + 1))));
+        }
+        let (s, drops) = sojourns(n, 2 * 1250, burst);
+        assert_eq!(drops, n / 4);
+        assert!(
+            s.iter()
+                .enumerate()
+                .all(|(i, d)| d.is_none() == (i % 4 == 3))
+        );
+
+        // Twice the rate: the queue fills, then every other arrival is dropped, and an
+        // admitted datagram waits behind at most 10 others (the one in service included).
+        let (s, drops) = sojourns(n, 10 * 1250, |i| us(50 * i));
+        let r = rate(drops, n);
+        assert!((0.49..=0.5).contains(&r), "dropped {r}");
+        assert!(
+            s[..20].iter().all(Option::is_some),
+            "no drop before the queue fills"
+        );
+        assert!(s.iter().flatten().all(|&d| d <= us(1100)));
+        // Once full, the queue stays full: every admitted datagram waits ~10 ahead.
+        assert!(s[100..].iter().flatten().all(|&d| d >= us(1000)));
+        assert!(
+            s[100..]
+                .chunks(2)
+                .all(|w| w.iter().filter(|d| d.is_some()).count() == 1)
+        );
+    }
+
+    #[test]
+    fn long_run_throughput_equals_the_rate() {
+        let (a, b) = (addr(1), addr(2));
+        // Not a round rate: serialization times are fractions of a nanosecond apart.
+        let rate_bps = 7_777_777u64;
+        let mut net = Netem::new(16);
+        net.set_link(
+            a,
+            b,
+            LinkConfig::ideal()
+                .with_delay(ms(25))
+                .with_bottleneck(rate_bps, 64 * 1024),
+        );
+        // About 1.5× the rate: mean size ~800 bytes every 550 µs.
+        let n = 30_000u64;
+        for i in 0..n {
+            let len = 200 + (i as usize * 7919) % 1200;
+            net.send(
+                Instant::ZERO + us(550 * i),
+                Datagram::new(a, b, payload(i, len)),
+            );
+        }
+        let trace = drain(&mut net);
+        let s = net.link_stats(a, b);
+        assert!(s.queue_drops > n / 5, "{s:?}");
+        assert_eq!(trace.len() as u64, n - s.queue_drops);
+        // Measure while saturated (the queue has long filled by delivery 1000).
+        let k0 = 1000;
+        let span = trace.last().unwrap().0 - trace[k0].0;
+        let bits: u64 = trace[k0 + 1..]
+            .iter()
+            .map(|(_, d)| d.contents.len() as u64 * 8)
+            .sum();
+        let measured = bits as f64 / span.as_secs_f64();
+        let err = (measured / rate_bps as f64 - 1.0).abs();
+        assert!(err < 0.001, "throughput {measured} vs {rate_bps}");
+        // In fact rounding never accumulates: the span is the exact serialization time of
+        // those bits, to the nanosecond.
+        let exact_ns = u128::from(bits) * 1_000_000_000 / u128::from(rate_bps);
+        assert!(
+            span.as_nanos().abs_diff(exact_ns) <= 1,
+            "{span:?} vs {exact_ns} ns"
+        );
+        assert_conservation(&net);
+    }
+
+    /// A two-way workload with every impairment plus bottlenecks on `a -> b` and
+    /// `b -> a` (if `bottleneck`); `c -> a` never has one.
+    fn bottlenecked_run(seed: u64, bottleneck: bool) -> (Vec<(Instant, Datagram)>, NetemStats) {
+        let (a, b, c) = (addr(1), addr(2), addr(3));
+        let mut net = Netem::new(seed);
+        let mut ab = LinkConfig::wan()
+            .with_jitter(ms(5))
+            .with_loss(0.05)
+            .with_duplicate(0.1)
+            .with_reorder(0.05, ms(10))
+            .with_corrupt(0.02)
+            .with_mtu(1000);
+        let mut ba = LinkConfig::lan()
+            .with_gilbert_elliott(0.05, 0.3, 0.0, 0.8)
+            .with_duplicate(0.2);
+        if bottleneck {
+            ab = ab.with_bottleneck(2 * MBIT, 8 * 1024);
+            ba = ba.with_bottleneck(MBIT, 0);
+        }
+        net.set_link(a, b, ab);
+        net.set_link(b, a, ba);
+        net.set_link(c, a, LinkConfig::wan().with_loss(0.1).with_duplicate(0.1));
+        let mut trace = Vec::new();
+        let mut now = Instant::ZERO;
+        for i in 0..4_000u64 {
+            let (s, d) = [(a, b), (b, a), (c, a)][(i % 3) as usize];
+            if i == 1_500 {
+                net.partition(a, b, true);
+            }
+            if i == 1_800 {
+                net.partition(a, b, false);
+            }
+            net.send(
+                now,
+                Datagram::new(s, d, payload(i, 100 + (i as usize * 13) % 1000)),
+            );
+            assert_conservation(&net);
+            now += us(300);
+            while let Some(dg) = net.pop_due(now) {
+                trace.push((now, dg));
+            }
+        }
+        trace.extend(drain(&mut net));
+        assert_conservation(&net);
+        for (s, d) in [(a, b), (b, a), (c, a)] {
+            let l = net.link_stats(s, d);
+            assert_eq!(
+                l.sent + l.duplicated,
+                l.delivered + l.lost + l.too_big + l.partitioned + l.queue_drops,
+                "{l:?}"
+            );
+        }
+        (trace, *net.stats())
+    }
+
+    #[test]
+    fn bottleneck_keeps_the_invariant_and_determinism() {
+        let (t1, s1) = bottlenecked_run(42, true);
+        let (t2, s2) = bottlenecked_run(42, true);
+        assert_eq!(s1, s2);
+        assert_eq!(t1, t2);
+        assert!(s1.queue_drops > 500, "{s1:?}");
+        assert!(s1.lost > 0 && s1.duplicated > 0 && s1.reordered > 0);
+        assert!(s1.corrupted > 0 && s1.too_big > 0 && s1.partitioned > 0);
+        let (t3, s3) = bottlenecked_run(43, true);
+        assert_ne!(t1, t3);
+        assert_ne!(s1, s3);
+        // The bottleneck draws nothing: every decision before it is the same without it,
+        // and the link without a bottleneck sees exactly the same trace.
+        let (t0, s0) = bottlenecked_run(42, false);
+        assert_eq!(s0.queue_drops, 0);
+        let before = |s: &NetemStats| {
+            (
+                s.sent,
+                s.lost,
+                s.duplicated,
+                s.corrupted,
+                s.too_big,
+                s.partitioned,
+            )
+        };
+        assert_eq!(before(&s0), before(&s1));
+        let from_c = |t: &[(Instant, Datagram)]| -> Vec<(Instant, Datagram)> {
+            t.iter()
+                .filter(|(_, d)| d.source == addr(3))
+                .cloned()
+                .collect()
+        };
+        assert!(!from_c(&t0).is_empty());
+        assert_eq!(from_c(&t0), from_c(&t1));
+    }
+
     mod props {
         use super::*;
         use proptest::prelude::*;
@@ -1176,16 +1629,26 @@ mod tests {
                 (0u64..50, 0u64..50, 0u64..50),
                 (0.0f64..1.0, 0.0f64..1.0, 0.0f64..1.0, 0.0f64..1.0),
                 (0.0f64..0.5, 0.0f64..1.0, 0usize..200),
+                // A bottleneck of 0 (carries nothing) to 10 Mbit/s in front of 0..=2000 bytes.
+                proptest::option::of((0u64..10_000_000, 0usize..=2000)),
             )
                 .prop_map(
-                    |((delay, jitter, rdelay), (loss, dup, reorder, corrupt), (ge, gb, mtu))| {
-                        let cfg = LinkConfig::ideal()
+                    |(
+                        (delay, jitter, rdelay),
+                        (loss, dup, reorder, corrupt),
+                        (ge, gb, mtu),
+                        bottleneck,
+                    )| {
+                        let mut cfg = LinkConfig::ideal()
                             .with_delay(ms(delay))
                             .with_jitter(ms(jitter))
                             .with_duplicate(dup)
                             .with_reorder(reorder, ms(rdelay))
                             .with_corrupt(corrupt)
                             .with_mtu(mtu);
+                        if let Some((rate, queue)) = bottleneck {
+                            cfg = cfg.with_bottleneck(rate, queue);
+                        }
                         if ge > 0.25 {
                             cfg.with_gilbert_elliott(ge, gb, 0.0, loss)
                         } else {

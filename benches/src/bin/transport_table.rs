@@ -7,7 +7,9 @@ use std::hint::black_box;
 use std::time::{Duration, Instant as WallClock};
 
 use carrier_benches::alloc_counter::{Counting, allocations};
+use carrier_benches::bottleneck::bottleneck_ratio;
 use carrier_benches::latency::kcp_scenario;
+use carrier_proto::CongestionAlgorithm;
 use carrier_benches::pair::Pair;
 use carrier_proto::{Config, StreamOptions, TransportConfig};
 
@@ -66,5 +68,22 @@ fn main() {
             l.echoed,
             l.sent
         );
+    }
+
+    for cc in [CongestionAlgorithm::Cubic, CongestionAlgorithm::NewReno] {
+        for (loss, target) in [(0.0, 0.95), (0.01, 0.85), (0.05, 0.6)] {
+            let transport = TransportConfig {
+                congestion: cc,
+                ..TransportConfig::default()
+            };
+            let warm = Duration::from_secs(5);
+            let run = Duration::from_secs(20);
+            let r = bottleneck_ratio(transport, loss, 1, warm, run);
+            let verdict = if r >= target { "meets" } else { "MISSES" };
+            println!(
+                "| 100 Mbit/s, 40 ms RTT, 1-BDP queue, {:.0}% loss, {cc:?} | goodput/capacity {r:.3} ({verdict} ≥ {target}) |",
+                loss * 100.0
+            );
+        }
     }
 }
