@@ -275,6 +275,9 @@ impl Session {
         if let Some(sent) = outcome.newest_lost_sent {
             t.cc.on_congestion_event(now, sent, outcome.lost_bytes, outcome.persistent);
         }
+        if let Some(sample) = &outcome.rate_sample {
+            t.cc.on_rate_sample(now, sample);
+        }
         self.after_progress(ctx);
     }
 

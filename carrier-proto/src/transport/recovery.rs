@@ -9,6 +9,7 @@
 use alloc::collections::VecDeque;
 use core::time::Duration;
 
+use super::congestion::RateSample;
 use super::rtt::RttEstimator;
 use crate::time::Instant;
 
@@ -50,6 +51,11 @@ pub(crate) struct SentPacket {
     pub(crate) app_limited: bool,
     /// Its stream data was already sent once more by early retransmission.
     pub(crate) copied: bool,
+    /// Delivery-rate state when it was sent: bytes delivered so far, when the last of them
+    /// was acknowledged, and when the flight it belongs to started.
+    delivered: u64,
+    delivered_time: Instant,
+    first_sent_time: Instant,
     frames: [Option<SentFrame>; INLINE_FRAMES],
     /// More frames than fit inline were in the packet: the rest are in `overflow`.
     overflow: alloc::vec::Vec<SentFrame>,
@@ -69,6 +75,9 @@ impl SentPacket {
             in_flight: ack_eliciting,
             app_limited,
             copied: false,
+            delivered: 0,
+            delivered_time: time_sent,
+            first_sent_time: time_sent,
             frames: [None; INLINE_FRAMES],
             overflow: alloc::vec::Vec::new(),
         }
@@ -112,6 +121,8 @@ pub(crate) struct Outcome {
     pub(crate) newest_lost_sent: Option<Instant>,
     /// The loss spanned longer than the persistent-congestion duration.
     pub(crate) persistent: bool,
+    /// A delivery-rate sample from the newest acknowledged packet, if the ACK yielded one.
+    pub(crate) rate_sample: Option<RateSample>,
 }
 
 /// Loss detection tuning (RFC 9002 constants, or KCP-style low-latency ones).
@@ -183,6 +194,11 @@ pub(crate) struct Recovery {
     loss_time: Option<Instant>,
     /// Consecutive probe timeouts without an ACK.
     pub(crate) pto_count: u32,
+    /// Delivery-rate estimation (draft-cheng-iccrg-delivery-rate-estimation): bytes
+    /// acknowledged in total, when the last of them was, and when the current flight began.
+    delivered: u64,
+    delivered_time: Instant,
+    first_sent_time: Instant,
 }
 
 impl Recovery {
@@ -198,12 +214,25 @@ impl Recovery {
             time_of_last_ack_eliciting: None,
             loss_time: None,
             pto_count: 0,
+            delivered: 0,
+            delivered_time: Instant::ZERO,
+            first_sent_time: Instant::ZERO,
         }
     }
 
     /// Records a sent packet. Packet numbers must be given in increasing order; gaps (packets
     /// that carried nothing to track, like checks) are filled with empty slots.
-    pub(crate) fn on_sent(&mut self, pn: u64, packet: SentPacket) {
+    pub(crate) fn on_sent(&mut self, pn: u64, mut packet: SentPacket) {
+        if packet.in_flight {
+            if self.bytes_in_flight == 0 {
+                // A new flight after idle: rates are measured from here.
+                self.first_sent_time = packet.time_sent;
+                self.delivered_time = packet.time_sent;
+            }
+            packet.delivered = self.delivered;
+            packet.delivered_time = self.delivered_time;
+            packet.first_sent_time = self.first_sent_time;
+        }
         if self.sent.is_empty() {
             self.first = pn;
         }
@@ -256,6 +285,8 @@ impl Recovery {
         let mut out = Outcome::default();
         let (lo, hi) = self.span();
         let mut largest_newly_acked: Option<(u64, Instant, bool)> = None;
+        // The newest acknowledged in-flight packet's delivery-rate snapshot.
+        let mut newest: Option<(u64, Instant, Instant, Instant, bool)> = None;
         for r in ranges {
             let (start, end) = ((*r.start()).max(lo), (*r.end()).min(hi.saturating_sub(1)));
             if start > end || hi == 0 {
@@ -268,6 +299,12 @@ impl Recovery {
                     }
                     if p.in_flight {
                         out.acked_bytes += usize::from(p.size);
+                        self.delivered += u64::from(p.size);
+                        self.delivered_time = now;
+                        if newest.is_none() {
+                            // Ranges come highest first, so this is the newest packet.
+                            newest = Some((p.delivered, p.delivered_time, p.first_sent_time, p.time_sent, p.app_limited));
+                        }
                     }
                     on_packet(&p, Fate::Acked);
                 }
@@ -284,6 +321,28 @@ impl Recovery {
         self.pto_count = 0;
         self.detect_lost(now, &mut out, on_packet);
         self.trim();
+        if let Some((prior_delivered, prior_time, first_sent, sent, app_limited)) = newest {
+            self.first_sent_time = sent;
+            let send_elapsed = sent - first_sent;
+            let ack_elapsed = now - prior_time;
+            let interval = send_elapsed.max(ack_elapsed);
+            let delivered = self.delivered - prior_delivered;
+            // Samples over less than the minimum RTT overstate the rate (ACK compression).
+            if !interval.is_zero() && interval >= self.rtt.min() {
+                let rate = u128::from(delivered) * 1_000_000_000 / interval.as_nanos().max(1);
+                out.rate_sample = Some(RateSample {
+                    delivery_rate: u64::try_from(rate).unwrap_or(u64::MAX),
+                    delivered,
+                    interval,
+                    total_delivered: self.delivered,
+                    prior_delivered,
+                    app_limited,
+                    rtt: self.rtt.latest(),
+                    bytes_in_flight: self.bytes_in_flight,
+                    lost: out.lost_bytes,
+                });
+            }
+        }
         out
     }
 
@@ -523,6 +582,26 @@ mod tests {
         let t1 = r.timeout().unwrap();
         r.on_timeout(t1, |_, _| {});
         assert_eq!(r.timeout().unwrap() - t1, (t1 - at(0)) * 15 / 10);
+    }
+
+    #[test]
+    fn delivery_rate_samples_follow_the_acks() {
+        let mut r = Recovery::new(RecoveryConfig::default(), 100 * MS);
+        for pn in 0..10 {
+            send(&mut r, pn, pn);
+        }
+        // All ten (10 000 bytes) acked at 60 ms: over max(send 9 ms, ack 60 ms) = 60 ms.
+        let out = r.on_ack(at(60), [0..=9].into_iter(), Duration::ZERO, |_, _| {});
+        let s = out.rate_sample.unwrap();
+        assert_eq!((s.delivered, s.interval, s.total_delivered), (10_000, 60 * MS, 10_000));
+        assert_eq!(s.delivery_rate, 10_000 * 1000 / 60);
+        // The next flight starts when the pipe was empty: measured from its own start.
+        for pn in 10..20 {
+            send(&mut r, pn, 60 + pn - 10);
+        }
+        let out = r.on_ack(at(120), [10..=19].into_iter(), Duration::ZERO, |_, _| {});
+        let s = out.rate_sample.unwrap();
+        assert_eq!((s.delivered, s.prior_delivered, s.interval), (10_000, 10_000, 60 * MS));
     }
 
     #[test]

@@ -192,6 +192,11 @@ impl Transport {
         if !self.config.pacing {
             return None;
         }
+        if let Some(rate) = self.cc.pacing_rate() {
+            // The pacer's rate is 5/4 · window / rtt: this window over one second is `rate`.
+            let window = usize::try_from(rate.saturating_mul(4) / 5).unwrap_or(usize::MAX);
+            return self.pacer.delay(now, bytes, window.max(1), Duration::from_secs(1));
+        }
         let rtt = if self.recovery.rtt.has_sample() {
             self.recovery.rtt.smoothed()
         } else {

@@ -12,6 +12,7 @@ pub use new_reno::NewReno;
 
 use alloc::boxed::Box;
 use core::fmt::Debug;
+use core::time::Duration;
 
 use super::rtt::RttEstimator;
 use crate::time::Instant;
@@ -50,6 +51,17 @@ pub trait Controller: Debug + Send {
         persistent: bool,
     );
 
+    /// A delivery-rate sample (draft-cheng-iccrg-delivery-rate-estimation), given once per
+    /// ACK frame that acknowledged new data, after the `on_ack` calls for it. Model-based
+    /// controllers (BBR) live on these; loss-based ones ignore them.
+    fn on_rate_sample(&mut self, _now: Instant, _sample: &RateSample) {}
+
+    /// The rate to pace at, in bytes per second, if this controller sets one (BBR). `None`:
+    /// the pacer spreads the window over the smoothed RTT.
+    fn pacing_rate(&self) -> Option<u64> {
+        None
+    }
+
     /// Bytes that may be in flight.
     fn window(&self) -> usize;
 
@@ -58,6 +70,31 @@ pub trait Controller: Debug + Send {
 
     /// A copy, as a fresh box.
     fn clone_box(&self) -> Box<dyn Controller>;
+}
+
+/// One delivery-rate sample: how fast the path delivered data over the last ACKed flight.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RateSample {
+    /// Bytes delivered (acknowledged) per second over `interval`.
+    pub delivery_rate: u64,
+    /// Bytes delivered over the interval.
+    pub delivered: u64,
+    /// The interval: the longer of the send and the ACK spans of the sampled flight.
+    pub interval: Duration,
+    /// Total bytes delivered on the connection so far (after this ACK).
+    pub total_delivered: u64,
+    /// Total delivered when the newest acknowledged packet was sent (round counting: a round
+    /// ends when this reaches the total delivered at the round's start).
+    pub prior_delivered: u64,
+    /// The sampled flight was sent while the application had too little to send, so the rate
+    /// may understate the path (use it only if it raises the estimate).
+    pub app_limited: bool,
+    /// The RTT of the newest acknowledged packet.
+    pub rtt: Duration,
+    /// Bytes in flight after this ACK.
+    pub bytes_in_flight: usize,
+    /// Bytes declared lost by this ACK.
+    pub lost: usize,
 }
 
 /// RFC 9002 §7.2: the initial window, `min(10·max_datagram, max(14720, 2·max_datagram))`.
