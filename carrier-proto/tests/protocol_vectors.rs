@@ -117,3 +117,57 @@ fn the_check_vector_matches_a_hand_written_layout() {
     assert_eq!(&v[39..43], b"abcd");
     assert_eq!(v.len(), 43 + 4);
 }
+
+#[test]
+fn data_stream_vector() {
+    let header = Header {
+        packet_type: PacketType::Data,
+        destination: 0x1122_3344_5566_7788,
+        packet_number: 3,
+    };
+    let frame = Frame::Stream {
+        stream: 1,
+        offset: 1000,
+        data: b"hi",
+        fin: true,
+    };
+    let bytes = packet(header, |o| frame.emit(o));
+    assert_eq!(bytes, vector("data-stream"));
+    // The offset is a two-byte varint: 0x4000 | 1000.
+    assert_eq!(
+        &bytes[18..26],
+        &[0x05, 0x01, 0x01, 0x43, 0xe8, 0x02, b'h', b'i']
+    );
+    let (h, p) = Header::parse(&bytes).unwrap();
+    assert_eq!(h, header);
+    let back: Vec<_> = FrameIter::new(p).collect::<Result<_, _>>().unwrap();
+    assert_eq!(back, [frame]);
+}
+
+#[test]
+fn data_ack_vector() {
+    let header = Header {
+        packet_type: PacketType::Data,
+        destination: 0x1122_3344_5566_7788,
+        packet_number: 3,
+    };
+    // ACK of {90..=100, 80..=85, 5}, delay 25 µs (docs/PROTOCOL.md §2.5).
+    let bytes = packet(header, |o| {
+        o.extend_from_slice(&[
+            0x04, 0x40, 0x64, 0x19, 0x02, 0x0a, 0x03, 0x05, 0x40, 0x49, 0x00,
+        ])
+    });
+    assert_eq!(bytes, vector("data-ack"));
+    let (h, p) = Header::parse(&bytes).unwrap();
+    assert_eq!(h, header);
+    let back: Vec<_> = FrameIter::new(p).collect::<Result<_, _>>().unwrap();
+    let [Frame::Ack(ack)] = back.as_slice() else {
+        panic!("expected one ACK frame, got {back:?}");
+    };
+    assert_eq!(
+        (ack.largest(), ack.ack_delay_micros(), ack.range_count()),
+        (100, 25, 3)
+    );
+    let ranges: Vec<_> = ack.ranges().collect::<Result<_, _>>().unwrap();
+    assert_eq!(ranges, [90..=100, 80..=85, 5..=5]);
+}

@@ -415,3 +415,32 @@ fn abort_closes_both_sides_at_once_with_error() {
         "still sending after abort"
     );
 }
+
+#[test]
+fn a_lost_stream_close_is_sent_again() {
+    let (mut sim, hs) = connected(9, LinkConfig::wan(), Config::default());
+    let alice = sim.peers[0].addr;
+    let mut dropped = 0;
+    sim.drop_filter = Some(Box::new(move |_, d| {
+        let body = &d.contents[18..d.contents.len() - 4];
+        // CLOSE of stream 0 with reason Error: 0x03 0x00 0x02.
+        let close = d.source == alice && body.windows(3).any(|w| w == [0x03, 0x00, 0x02]);
+        if close && dropped < 2 {
+            dropped += 1;
+            return true;
+        }
+        false
+    }));
+    let id = stream_id(&mut sim, 0, hs.offerer, 0);
+    let now = sim.now;
+    sim.session(0, hs.offerer).abort_stream(now, id).unwrap();
+    sim.drain(0);
+    sim.run_for(Duration::from_secs(10));
+    assert_eq!(
+        sim.state_log(1, hs.answerer, 0).last(),
+        Some(&(
+            S::Closed,
+            Some(StateReason::ClosedByPeer(carrier_proto::CloseReason::Error))
+        ))
+    );
+}

@@ -12,7 +12,7 @@ use super::{Session, SessionPhase};
 use crate::endpoint::Context;
 use crate::error::Error;
 use crate::event::Event;
-use crate::packet::{AckFrame, Frame, Header, OVERHEAD, PacketType};
+use crate::packet::{AckFrame, Frame, Header, OVERHEAD, PacketType, SESSION_SCOPE};
 use crate::stream::{StateReason, StreamId};
 use crate::time::Instant;
 use crate::transport::ack;
@@ -43,6 +43,7 @@ impl Session {
         let t = &mut self.transport;
         let probe = t.probes > 0;
         let control = t.max_data_dirty
+            || self.streams.iter().any(|s| s.close_pending.is_some())
             || self
                 .streams
                 .iter()
@@ -178,6 +179,23 @@ impl Session {
                 if f.encoded_len() <= room(out) {
                     f.emit(out);
                     eliciting |= !matches!(f, Frame::Padding);
+                    if let Frame::Close { scope, reason } = *f {
+                        if scope != SESSION_SCOPE {
+                            record.push(SentFrame::Close(scope, reason));
+                        }
+                    }
+                }
+            }
+            for s in streams.iter_mut() {
+                if let Some(reason) = s.close_pending.filter(|_| 3 <= room(out)) {
+                    Frame::Close {
+                        scope: s.id.0,
+                        reason,
+                    }
+                    .emit(out);
+                    record.push(SentFrame::Close(s.id.0, reason));
+                    s.close_pending = None;
+                    eliciting = true;
                 }
             }
             if t.max_data_dirty && 9 <= room(out) {
@@ -522,6 +540,11 @@ fn apply_fate(
             }
         }
         (SentFrame::MaxData, Fate::Lost) => *max_data_dirty = true,
+        (SentFrame::Close(stream, reason), Fate::Lost) => {
+            if let Some(s) = streams.get_mut(usize::from(stream)) {
+                s.close_pending = Some(reason);
+            }
+        }
         (SentFrame::MaxStreamData(stream), Fate::Lost) => {
             if let Some(r) = streams
                 .get_mut(usize::from(stream))

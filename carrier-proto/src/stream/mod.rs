@@ -36,6 +36,8 @@ pub(crate) struct Stream {
     pub(crate) state: StreamState,
     /// The reliability state, for RELIABLE streams.
     pub(crate) reliable: Option<Reliable>,
+    /// Our CLOSE of this stream was lost: send it again.
+    pub(crate) close_pending: Option<crate::types::CloseReason>,
 }
 
 impl Stream {
@@ -46,6 +48,7 @@ impl Stream {
             options: options.normalized(),
             state: StreamState::Raw,
             reliable: None,
+            close_pending: None,
         }
     }
 

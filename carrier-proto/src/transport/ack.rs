@@ -156,6 +156,8 @@ impl AckRanges {
 
     /// Whether `pn` is in one of the ranges (a number below the floor is not, even though
     /// [`insert`](Self::insert) refuses it).
+    // Inspection for tests and diagnostics; the send/receive paths do not need it.
+    #[cfg_attr(not(test), allow(dead_code))]
     pub(crate) fn contains(&self, pn: u64) -> bool {
         let i = self.ranges.partition_point(|&(_, hi)| hi < pn);
         self.ranges.get(i).is_some_and(|&(lo, _)| lo <= pn)
@@ -186,6 +188,8 @@ impl AckRanges {
     /// Forgets every packet number below `pn` and raises the floor to it, so they are not
     /// accepted again. Used once the peer has seen an ACK covering them (RFC 9000 §13.2.4):
     /// they need not be reported any more.
+    // Inspection for tests and diagnostics; the send/receive paths do not need it.
+    #[cfg_attr(not(test), allow(dead_code))]
     pub(crate) fn remove_below(&mut self, pn: u64) {
         if pn <= self.floor {
             return;
@@ -202,11 +206,15 @@ impl AckRanges {
     }
 
     /// Packet numbers below this are treated as already received.
+    // Inspection for tests and diagnostics; the send/receive paths do not need it.
+    #[cfg_attr(not(test), allow(dead_code))]
     pub(crate) fn floor(&self) -> u64 {
         self.floor
     }
 
     /// How many ranges have been dropped because of the `max_ranges` bound.
+    // Inspection for tests and diagnostics; the send/receive paths do not need it.
+    #[cfg_attr(not(test), allow(dead_code))]
     pub(crate) fn dropped_ranges(&self) -> u64 {
         self.dropped
     }

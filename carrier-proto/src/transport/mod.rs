@@ -5,11 +5,13 @@
 //! - `varint.rs`: QUIC variable-length integers (frame fields);
 //! - `ack.rs`: received packet numbers as ranges, and the ACK frame;
 //! - `rtt.rs`: the RTT estimator;
-//! - `congestion/`: the `Controller` trait, NewReno and CUBIC;
-//! - `pacing.rs`: spreading the window over the RTT.
-
-// The session starts using these as the reliability layer is wired in.
-#![allow(dead_code)]
+//! - `recovery.rs`: sent packets, loss detection, probe timeouts, delivery-rate samples;
+//! - `congestion/`: the `Controller` trait, NewReno, CUBIC and BBR;
+//! - `pacing.rs`: spreading the window over the RTT (or the controller's rate);
+//! - `send_stream.rs` / `recv_stream.rs` / `range_set.rs`: a reliable stream's two halves;
+//! - `state.rs`: one session's transport state; `config.rs`: [`TransportConfig`].
+//!
+//! The session drives all of it (`session/reliable.rs`).
 
 pub(crate) mod ack;
 pub(crate) mod config;

@@ -27,8 +27,9 @@ pub(crate) enum SentFrame {
     MaxData,
     /// A stream credit update (resend the current value).
     MaxStreamData(u8),
-    /// A CLOSE of a stream or the session (resend while unacknowledged).
-    Close(u8),
+    /// A CLOSE of a stream, with its reason (sent again if lost, so the peer always learns
+    /// of it). A session CLOSE is not tracked: the session is gone once it is sent.
+    Close(u8, crate::types::CloseReason),
 }
 
 /// How many of the newest packets early retransmission looks at (it is for the tail of
@@ -303,7 +304,13 @@ impl Recovery {
                         self.delivered_time = now;
                         if newest.is_none() {
                             // Ranges come highest first, so this is the newest packet.
-                            newest = Some((p.delivered, p.delivered_time, p.first_sent_time, p.time_sent, p.app_limited));
+                            newest = Some((
+                                p.delivered,
+                                p.delivered_time,
+                                p.first_sent_time,
+                                p.time_sent,
+                                p.app_limited,
+                            ));
                         }
                     }
                     on_packet(&p, Fate::Acked);
@@ -452,11 +459,6 @@ impl Recovery {
         self.ack_eliciting_in_flight > 0
     }
 
-    /// The oldest unacknowledged ack-eliciting packet's frames, to resend in a probe.
-    pub(crate) fn oldest_unacked(&self) -> Option<&SentPacket> {
-        self.sent.iter().flatten().find(|p| p.ack_eliciting)
-    }
-
     /// Early retransmission: the newest packets (at most `EARLY_WINDOW`) whose stream data
     /// has gone unacknowledged for `delay` and was not copied yet. Marks and returns the
     /// oldest such packet's frames.
@@ -486,6 +488,8 @@ impl Recovery {
     }
 
     /// Packets tracked (for tests and stats).
+    // Inspection for tests and diagnostics; the send/receive paths do not need it.
+    #[cfg_attr(not(test), allow(dead_code))]
     pub(crate) fn tracked(&self) -> usize {
         self.sent.iter().flatten().count()
     }
@@ -593,7 +597,10 @@ mod tests {
         // All ten (10 000 bytes) acked at 60 ms: over max(send 9 ms, ack 60 ms) = 60 ms.
         let out = r.on_ack(at(60), [0..=9].into_iter(), Duration::ZERO, |_, _| {});
         let s = out.rate_sample.unwrap();
-        assert_eq!((s.delivered, s.interval, s.total_delivered), (10_000, 60 * MS, 10_000));
+        assert_eq!(
+            (s.delivered, s.interval, s.total_delivered),
+            (10_000, 60 * MS, 10_000)
+        );
         assert_eq!(s.delivery_rate, 10_000 * 1000 / 60);
         // The next flight starts when the pipe was empty: measured from its own start.
         for pn in 10..20 {
@@ -601,7 +608,10 @@ mod tests {
         }
         let out = r.on_ack(at(120), [10..=19].into_iter(), Duration::ZERO, |_, _| {});
         let s = out.rate_sample.unwrap();
-        assert_eq!((s.delivered, s.prior_delivered, s.interval), (10_000, 10_000, 60 * MS));
+        assert_eq!(
+            (s.delivered, s.prior_delivered, s.interval),
+            (10_000, 10_000, 60 * MS)
+        );
     }
 
     #[test]

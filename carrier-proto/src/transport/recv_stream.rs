@@ -10,7 +10,8 @@
 use alloc::collections::BTreeMap;
 use bytes::Bytes;
 
-/// Why a STREAM frame was refused (the peer broke the protocol; the packet is dropped).
+/// Why a STREAM frame was refused (the peer broke the protocol): the frame is ignored and
+/// counted; the rest of its packet is still processed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum RecvError {
     /// Data beyond the credit we granted.
@@ -168,6 +169,8 @@ impl RecvStream {
     }
 
     /// Out-of-order segments held.
+    // Inspection for tests and diagnostics; the send/receive paths do not need it.
+    #[cfg_attr(not(test), allow(dead_code))]
     pub(crate) fn buffered_segments(&self) -> usize {
         self.segments.len()
     }

@@ -154,11 +154,6 @@ impl SendStream {
         self.fin_acked && self.ring.len == 0
     }
 
-    /// Bytes in flight or waiting: written but not acknowledged.
-    pub(crate) fn unacked(&self) -> usize {
-        self.ring.len
-    }
-
     /// Whether there is something to send (retransmission, new data within `credit` new
     /// bytes of connection-level flow control, or a FIN).
     pub(crate) fn wants_to_send(&self, conn_credit: u64) -> bool {

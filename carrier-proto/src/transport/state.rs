@@ -35,8 +35,8 @@ impl Reliable {
     pub(crate) fn new(config: &TransportConfig) -> Self {
         let window = config.stream_receive_window.max(INITIAL_STREAM_CREDIT);
         let mut recv = RecvStream::new(window, config.max_reassembly_segments);
-        // We advertise the full window right after connecting; until the peer hears it, it
-        // assumes the initial credit, which is all we enforce until then too.
+        // The full window is granted (and enforced) from the start; the peer assumes only the
+        // initial credit until our first MAX_STREAM_DATA tells it more.
         recv.max_data = window;
         Reliable {
             send: SendStream::new(config.send_buffer, INITIAL_STREAM_CREDIT),
@@ -195,7 +195,9 @@ impl Transport {
         if let Some(rate) = self.cc.pacing_rate() {
             // The pacer's rate is 5/4 · window / rtt: this window over one second is `rate`.
             let window = usize::try_from(rate.saturating_mul(4) / 5).unwrap_or(usize::MAX);
-            return self.pacer.delay(now, bytes, window.max(1), Duration::from_secs(1));
+            return self
+                .pacer
+                .delay(now, bytes, window.max(1), Duration::from_secs(1));
         }
         let rtt = if self.recovery.rtt.has_sample() {
             self.recovery.rtt.smoothed()

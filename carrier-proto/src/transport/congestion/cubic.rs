@@ -87,6 +87,8 @@ impl Cubic {
     }
 
     /// The slow-start threshold (`usize::MAX` before the first congestion event).
+    // Inspection for tests and diagnostics; the send/receive paths do not need it.
+    #[cfg_attr(not(test), allow(dead_code))]
     pub fn ssthresh(&self) -> usize {
         self.ssthresh
     }

@@ -45,6 +45,8 @@ impl NewReno {
     }
 
     /// The slow-start threshold (`usize::MAX` before the first congestion event).
+    // Inspection for tests and diagnostics; the send/receive paths do not need it.
+    #[cfg_attr(not(test), allow(dead_code))]
     pub fn ssthresh(&self) -> usize {
         self.ssthresh
     }
