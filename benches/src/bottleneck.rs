@@ -14,11 +14,20 @@ pub const RATE: u64 = 100_000_000;
 pub const RTT: Duration = Duration::from_millis(40);
 
 /// Goodput as a fraction of the link rate, measured over `run` after `warmup`.
-pub fn bottleneck_ratio(transport: TransportConfig, loss: f64, seed: u64, warmup: Duration, run: Duration) -> f64 {
+pub fn bottleneck_ratio(
+    transport: TransportConfig,
+    loss: f64,
+    seed: u64,
+    warmup: Duration,
+    run: Duration,
+) -> f64 {
     let bdp = (RATE / 8) as usize * RTT.as_millis() as usize / 1000;
     let config = Config::default().with_transport(transport);
     let mut sim = Sim::new(seed);
-    let (a, b) = (sim.add_peer_with("a", config.clone()), sim.add_peer_with("b", config));
+    let (a, b) = (
+        sim.add_peer_with("a", config.clone()),
+        sim.add_peer_with("b", config),
+    );
     let hs = sim.handshake(a, b, &[(StreamType::Application, StreamOptions::RELIABLE)]);
     assert!(sim.run_until_connected(&hs, 1));
     let (aa, ba) = (sim.peers[a].addr, sim.peers[b].addr);
@@ -27,7 +36,10 @@ pub fn bottleneck_ratio(transport: TransportConfig, loss: f64, seed: u64, warmup
         .with_bottleneck(RATE, bdp)
         .with_loss(loss)
         .with_mtu(1500);
-    let back = LinkConfig::ideal().with_delay(RTT / 2).with_bottleneck(RATE, bdp).with_mtu(1500);
+    let back = LinkConfig::ideal()
+        .with_delay(RTT / 2)
+        .with_bottleneck(RATE, bdp)
+        .with_mtu(1500);
     sim.net.set_link(aa, ba, forward);
     sim.net.set_link(ba, aa, back);
     let id = stream_id(&mut sim, a, hs.offerer, 0);

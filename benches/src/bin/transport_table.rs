@@ -9,8 +9,8 @@ use std::time::{Duration, Instant as WallClock};
 use carrier_benches::alloc_counter::{Counting, allocations};
 use carrier_benches::bottleneck::bottleneck_ratio;
 use carrier_benches::latency::kcp_scenario;
-use carrier_proto::CongestionAlgorithm;
 use carrier_benches::pair::Pair;
+use carrier_proto::CongestionAlgorithm;
 use carrier_proto::{Config, StreamOptions, TransportConfig};
 
 #[global_allocator]
