@@ -444,3 +444,35 @@ fn a_lost_stream_close_is_sent_again() {
         ))
     );
 }
+
+#[test]
+fn lost_credit_updates_are_recovered_by_blocked_probes() {
+    // A 64 KiB stream window: the sender runs out of credit many times. Bob's first 10
+    // packets carrying MAX_STREAM_DATA (0x07) are lost; the sender's STREAM_DATA_BLOCKED
+    // (and loss detection) get the credit through, so the transfer completes.
+    let cfg = Config::default().with_transport(TransportConfig {
+        stream_receive_window: 64 * 1024,
+        ..TransportConfig::default()
+    });
+    let (mut sim, hs) = connected(10, LinkConfig::wan(), cfg);
+    let bob = sim.peers[1].addr;
+    let mut dropped = 0;
+    sim.drop_filter = Some(Box::new(move |_, d| {
+        let body = &d.contents[18..d.contents.len() - 4];
+        let credit = d.source == bob && body.windows(2).any(|w| w == [0x07, 0x00]);
+        if credit && dropped < 10 {
+            dropped += 1;
+            return true;
+        }
+        false
+    }));
+    let data = payload(600_000, 10);
+    let t = sim.transfer(&hs, true, 0, &data, 50_000, Duration::from_secs(120));
+    assert!(
+        t.received == data,
+        "got {} of {}",
+        t.received.len(),
+        data.len()
+    );
+    assert_eq!(sim.ep(1).stats().flow_control_violations, 0);
+}
