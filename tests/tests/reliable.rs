@@ -456,12 +456,13 @@ fn lost_credit_updates_are_recovered_by_blocked_probes() {
     });
     let (mut sim, hs) = connected(10, LinkConfig::wan(), cfg);
     let bob = sim.peers[1].addr;
-    let mut dropped = 0;
+    let dropped = std::rc::Rc::new(std::cell::Cell::new(0));
+    let counter = dropped.clone();
     sim.drop_filter = Some(Box::new(move |_, d| {
         let body = &d.contents[18..d.contents.len() - 4];
         let credit = d.source == bob && body.windows(2).any(|w| w == [0x07, 0x00]);
-        if credit && dropped < 10 {
-            dropped += 1;
+        if credit && counter.get() < 10 {
+            counter.set(counter.get() + 1);
             return true;
         }
         false
@@ -474,5 +475,6 @@ fn lost_credit_updates_are_recovered_by_blocked_probes() {
         t.received.len(),
         data.len()
     );
+    assert_eq!(dropped.get(), 10, "the credit updates were really lost");
     assert_eq!(sim.ep(1).stats().flow_control_violations, 0);
 }
