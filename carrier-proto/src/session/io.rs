@@ -397,10 +397,25 @@ impl Session {
             }
             return Ok(());
         }
-        if s.state == StreamState::Connected {
+        self.close_now(ctx, now, stream, CloseReason::Normal);
+        Ok(())
+    }
+
+    /// Tells the peer (if connected) and closes the stream at once.
+    fn close_now(
+        &mut self,
+        ctx: &mut Context,
+        now: Instant,
+        stream: StreamId,
+        reason: CloseReason,
+    ) {
+        if self
+            .stream(stream)
+            .is_some_and(|s| s.state == StreamState::Connected)
+        {
             let frame = Frame::Close {
                 scope: stream.0,
-                reason: CloseReason::Normal,
+                reason,
             };
             self.send_frames(ctx, now, &[frame]);
         }
@@ -410,7 +425,6 @@ impl Session {
             StreamState::Closed,
             Some(StateReason::ClosedLocally),
         );
-        Ok(())
     }
 
     /// Aborts a stream: tells the peer (CLOSE with reason Error) and closes it at once,
@@ -425,19 +439,7 @@ impl Session {
         if s.state.is_terminal() {
             return Ok(());
         }
-        if s.state == StreamState::Connected {
-            let frame = Frame::Close {
-                scope: stream.0,
-                reason: CloseReason::Error,
-            };
-            self.send_frames(ctx, now, &[frame]);
-        }
-        self.set_state(
-            ctx,
-            stream.index(),
-            StreamState::Closed,
-            Some(StateReason::ClosedLocally),
-        );
+        self.close_now(ctx, now, stream, CloseReason::Error);
         Ok(())
     }
 
