@@ -123,6 +123,11 @@ proptest! {
         len in 0usize..200_000,
         chunk in 1usize..20_000,
         low_latency in any::<bool>(),
+        cc in prop_oneof![
+            Just(carrier_proto::CongestionAlgorithm::Bbr),
+            Just(carrier_proto::CongestionAlgorithm::Cubic),
+            Just(carrier_proto::CongestionAlgorithm::NewReno),
+        ],
     ) {
         // This property is about delivery, so the sender never gives up on the path (the
         // dead-path rule has its own test): netem's bursts count packets, not time, so a
@@ -130,6 +135,7 @@ proptest! {
         // Both presets: the low-latency one adds early retransmission and other thresholds.
         let mut transport = if low_latency { TransportConfig::low_latency() } else { TransportConfig::default() };
         transport.recovery.max_ptos = u32::MAX;
+        transport.congestion = cc;
         let (mut sim, hs) = connected(seed, link, Config::default().with_transport(transport));
         let data = payload(len, seed);
         let t = sim.transfer(&hs, true, 0, &data, chunk, Duration::from_secs(600));

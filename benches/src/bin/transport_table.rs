@@ -70,7 +70,11 @@ fn main() {
         );
     }
 
-    for cc in [CongestionAlgorithm::Cubic, CongestionAlgorithm::NewReno] {
+    for cc in [
+        CongestionAlgorithm::Bbr,
+        CongestionAlgorithm::Cubic,
+        CongestionAlgorithm::NewReno,
+    ] {
         for (loss, target) in [(0.0, 0.95), (0.01, 0.85), (0.05, 0.6)] {
             let transport = TransportConfig {
                 congestion: cc,

@@ -14,7 +14,11 @@ pub const INITIAL_CONNECTION_CREDIT: u64 = 256 * 1024;
 /// [`TransportConfig::low_latency`] trades bandwidth for latency the way KCP's fast mode does.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TransportConfig {
-    /// The congestion controller.
+    /// The congestion controller. BBR by default: measured on a 100 Mbit/s, 40 ms RTT
+    /// bottleneck with a one-BDP queue it keeps 0.95 / 0.96 / 0.93 of capacity at 0% / 1% /
+    /// 5% random loss, where CUBIC and NewReno fall to 0.03 and 0.01 at 1% and 5% (they read
+    /// every loss as congestion). `cargo run --release -p carrier-benches --bin
+    /// transport_table` prints the comparison.
     pub congestion: CongestionAlgorithm,
     /// Loss detection and probe timing.
     pub recovery: RecoveryConfig,
@@ -47,7 +51,7 @@ pub struct TransportConfig {
 impl Default for TransportConfig {
     fn default() -> Self {
         TransportConfig {
-            congestion: CongestionAlgorithm::Cubic,
+            congestion: CongestionAlgorithm::Bbr,
             recovery: RecoveryConfig::default(),
             initial_rtt: Duration::from_millis(333),
             send_buffer: 4 * 1024 * 1024,

@@ -4,9 +4,11 @@
 //! and asks it one thing: how many bytes may be in flight ([`Controller::window`]). Pacing
 //! spreads that window over the RTT (see `pacing.rs`).
 
+mod bbr;
 mod cubic;
 mod new_reno;
 
+pub use bbr::Bbr;
 pub use cubic::Cubic;
 pub use new_reno::NewReno;
 
@@ -114,6 +116,9 @@ pub enum CongestionAlgorithm {
     NewReno,
     /// RFC 9438 CUBIC.
     Cubic,
+    /// BBR version 1 (draft-cardwell-iccrg-bbr-congestion-control): paces at the measured
+    /// bottleneck bandwidth and keeps its window through random loss.
+    Bbr,
 }
 
 impl CongestionAlgorithm {
@@ -122,6 +127,7 @@ impl CongestionAlgorithm {
         match self {
             CongestionAlgorithm::NewReno => Box::new(NewReno::new(max_datagram)),
             CongestionAlgorithm::Cubic => Box::new(Cubic::new(max_datagram)),
+            CongestionAlgorithm::Bbr => Box::new(Bbr::new(max_datagram)),
         }
     }
 }
