@@ -45,10 +45,6 @@ pub enum Error {
     /// [`Event::Writable`](crate::Event::Writable) follows when room frees up.
     #[error("the send buffer is full; wait for a Writable event")]
     WouldBlock,
-    /// The call needs something this crate does not do yet (reliable stream data arrives
-    /// with the reliability layer).
-    #[error("not supported yet: {0}")]
-    Unsupported(&'static str),
     /// A configured limit would be exceeded.
     #[error("limit exceeded: {what} (max {max})")]
     Limit {

@@ -87,6 +87,7 @@ pub use session::{SessionId, SessionPhase};
 pub use stream::{StateReason, StreamId, TransitionError};
 pub use time::Instant;
 pub use transport::TransportConfig;
+pub use transport::config::{INITIAL_CONNECTION_CREDIT, INITIAL_STREAM_CREDIT};
 pub use transport::congestion::CongestionAlgorithm;
 pub use transport::recovery::RecoveryConfig;
 pub use types::{
