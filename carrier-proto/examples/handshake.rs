@@ -48,6 +48,8 @@ fn drain(
                         let why = reason.map(|r| format!(" ({r:?})")).unwrap_or_default();
                         println!("  [{:>7.1} ms] {name}: {stream} → {state}{why}", ms(now));
                     }
+                    // Reliable-stream bytes are counted by the caller, not printed.
+                    Event::StreamData { stream, .. } if stream.index() == 1 => {}
                     Event::StreamData { stream, data, .. } => {
                         println!(
                             "  [{:>7.1} ms] {name}: {stream} data {:?}",
@@ -149,7 +151,24 @@ fn main() -> Result<(), carrier_proto::Error> {
 
     println!("\n6. Connectivity checks run until both sides are Connected, then data flows");
     let mut sent = false;
-    while let Some(next) = wire.pop_front() {
+    let bulk = vec![0x42u8; 256 * 1024];
+    let mut bulk_at = None;
+    let mut bulk_received = 0usize;
+    // Until the reliable transfer is done: deliver the next datagram, or fire the next timer
+    // (pacing, delayed ACKs), whichever comes first.
+    let deadline = now + Duration::from_secs(10);
+    while bulk_received < bulk.len() && now < deadline {
+        let timer = alice.next_timeout().min(bob.next_timeout());
+        let packet_first = wire.front().is_some_and(|d| d.at <= timer);
+        if !packet_first {
+            now = now.max(timer);
+            alice.handle_input(Input::Timeout(now));
+            drain("alice", &mut alice, now, &mut wire, true);
+            bob.handle_input(Input::Timeout(now));
+            drain("bob", &mut bob, now, &mut wire, false);
+            continue;
+        }
+        let Some(next) = wire.pop_front() else { break };
         now = now.max(next.at);
         let (name, ep, to_bob) = if next.to_bob {
             ("bob", &mut bob, false)
@@ -162,7 +181,22 @@ fn main() -> Result<(), carrier_proto::Error> {
             destination: next.transmit.destination,
             contents: next.transmit.contents,
         });
-        drain(name, ep, now, &mut wire, to_bob);
+        for e in drain(name, ep, now, &mut wire, to_bob) {
+            if let Event::StreamData { stream, data, .. } = e {
+                if stream == files && name == "bob" {
+                    bulk_received += data.len();
+                    if bulk_received == bulk.len() {
+                        let took = now.saturating_duration_since(bulk_at.unwrap_or(now));
+                        println!(
+                            "  [{:>7.1} ms] bob: all {} KiB of the reliable stream arrived, in order, {:.1} ms after the write",
+                            ms(now),
+                            bulk.len() / 1024,
+                            took.as_secs_f64() * 1e3
+                        );
+                    }
+                }
+            }
+        }
         let both = alice.session(s1)?.stream_state(video)? == StreamState::Connected
             && bob.session(s2)?.stream_state(video)? == StreamState::Connected;
         if both && !sent {
@@ -175,6 +209,13 @@ fn main() -> Result<(), carrier_proto::Error> {
             let max = alice.session(s1)?.max_datagram_size(video)?;
             println!("  alice writes one datagram (max {max} bytes per write)");
             alice.session(s1)?.write(now, video, b"hello from alice")?;
+            let taken = alice.session(s1)?.write(now, files, &bulk)?;
+            println!(
+                "  alice writes {} KiB on the reliable stream (the send buffer takes {} KiB)",
+                bulk.len() / 1024,
+                taken / 1024
+            );
+            bulk_at = Some(now);
             drain("alice", &mut alice, now, &mut wire, true);
         }
     }
@@ -182,7 +223,11 @@ fn main() -> Result<(), carrier_proto::Error> {
     println!("\n7. Peer 1 closes the session; peer 2 sees its streams close");
     alice.close_session(now, s1)?;
     drain("alice", &mut alice, now, &mut wire, true);
+    // Alice's session is gone: only what is addressed to bob still matters.
     while let Some(next) = wire.pop_front() {
+        if !next.to_bob {
+            continue;
+        }
         now = now.max(next.at);
         bob.handle_input(Input::Receive {
             now,
@@ -192,7 +237,7 @@ fn main() -> Result<(), carrier_proto::Error> {
         });
         drain("bob", &mut bob, now, &mut wire, false);
     }
-    let _ = files;
+    assert_eq!(bulk_received, bulk.len(), "the reliable transfer completed");
     println!("\nalice {:?}\nbob   {:?}", alice.stats(), bob.stats());
     Ok(())
 }

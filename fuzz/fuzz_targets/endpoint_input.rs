@@ -1,4 +1,5 @@
-//! Endpoint input: a connected session receives arbitrary datagrams (raw, and with a valid
+//! Endpoint input: a connected session (one unreliable, one reliable stream) receives
+//! arbitrary datagrams (raw, and with a valid
 //! header for the session so they reach the frame parser). Nothing panics, every datagram is
 //! counted, and the session still works afterwards.
 #![no_main]
@@ -27,9 +28,12 @@ fn connected() -> (Endpoint, Endpoint, SessionId) {
     b.add_host_candidate("192.0.2.2:1".parse().unwrap());
     let s1 = a.new_session("b").unwrap();
     a.session(s1).unwrap().add_stream(StreamType::Application, StreamOptions::empty()).unwrap();
+    // A reliable stream too, so fuzzed frames reach ACK, STREAM and credit handling.
+    a.session(s1).unwrap().add_stream(StreamType::Text, StreamOptions::RELIABLE).unwrap();
     let pending = a.session(s1).unwrap().request(now, "").unwrap();
     let s2 = b.new_session("a").unwrap();
     b.session(s2).unwrap().add_stream(StreamType::Application, StreamOptions::empty()).unwrap();
+    b.session(s2).unwrap().add_stream(StreamType::Text, StreamOptions::RELIABLE).unwrap();
     let answer = b.session(s2).unwrap().reply(pending.offer(), Reply::Accept).unwrap();
     b.session(s2).unwrap().start(now).unwrap();
     a.session(s1).unwrap().start_with(now, pending, answer).unwrap();
