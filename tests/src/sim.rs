@@ -301,43 +301,29 @@ impl Sim {
         let (an, bn) = (self.peers[a].name.clone(), self.peers[b].name.clone());
         let s1 = self.ep(a).new_session(&bn).expect("new_session");
         for &(t, o) in offered {
-            self.ep(a)
-                .session(s1)
-                .and_then(|mut s| s.add_stream(t, o))
-                .expect("add_stream");
+            self.session(a, s1).add_stream(t, o).expect("add_stream");
         }
-        let pending = self
-            .ep(a)
-            .session(s1)
-            .and_then(|mut s| s.request(now, "sim"))
-            .expect("request");
+        let pending = self.session(a, s1).request(now, "sim").expect("request");
         self.drain(a);
         let offer = self.deliver_offer(b, &an, &pending.offer().to_sdp_string());
         let s2 = self.ep(b).new_session(&an).expect("new_session");
         for &(t, o) in answered {
-            self.ep(b)
-                .session(s2)
-                .and_then(|mut s| s.add_stream(t, o))
-                .expect("add_stream");
+            self.session(b, s2).add_stream(t, o).expect("add_stream");
         }
         let answer = self
-            .ep(b)
-            .session(s2)
-            .and_then(|mut s| s.reply(&offer, Reply::Accept))
+            .session(b, s2)
+            .reply(&offer, Reply::Accept)
             .expect("reply");
-        self.ep(b)
-            .session(s2)
-            .and_then(|mut s| s.start(now))
-            .expect("start");
+        self.session(b, s2).start(now).expect("start");
         self.drain(b);
+        // Through text and the endpoint, as signaling would carry it.
         let limits = self.peers[a].endpoint.config().sdp.clone();
         let answer = Answer::parse(&answer.to_sdp_string(), &limits).expect("answer parses");
         self.ep(a)
             .handle_answer(&answer.to_sdp_string())
             .expect("handle_answer");
-        self.ep(a)
-            .session(s1)
-            .and_then(|mut s| s.start_with(now, pending, answer))
+        self.session(a, s1)
+            .start_with(now, pending, answer)
             .expect("start_with");
         self.drain(a);
         Handshake {
