@@ -64,6 +64,7 @@ extern crate alloc;
 extern crate std;
 
 mod config;
+mod channel;
 mod endpoint;
 mod error;
 mod event;
