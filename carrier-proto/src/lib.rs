@@ -63,8 +63,8 @@ extern crate alloc;
 #[cfg(feature = "std")]
 extern crate std;
 
-mod config;
 mod channel;
+mod config;
 mod endpoint;
 mod error;
 mod event;
