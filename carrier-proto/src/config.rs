@@ -2,6 +2,7 @@
 
 use core::time::Duration;
 
+use crate::channel::ChannelConfig;
 use crate::transport::TransportConfig;
 
 /// Limits applied when parsing a session description (offer or answer) from a peer.
@@ -87,6 +88,8 @@ pub struct Config {
     pub sdp: SdpLimits,
     /// Reliable streams: congestion control, recovery, buffers, windows.
     pub transport: TransportConfig,
+    /// Channels of MULTIPLEXING streams: limits, buffers, keepalive.
+    pub channels: ChannelConfig,
 }
 
 impl Default for Config {
@@ -109,6 +112,7 @@ impl Default for Config {
             max_queued_events: 4096,
             sdp: SdpLimits::default(),
             transport: TransportConfig::default(),
+            channels: ChannelConfig::default(),
         }
     }
 }
@@ -141,6 +145,12 @@ impl Config {
     /// Sets [`Config::transport`].
     pub fn with_transport(mut self, transport: TransportConfig) -> Self {
         self.transport = transport;
+        self
+    }
+
+    /// Sets [`Config::channels`].
+    pub fn with_channels(mut self, channels: ChannelConfig) -> Self {
+        self.channels = channels;
         self
     }
 

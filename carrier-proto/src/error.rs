@@ -4,6 +4,7 @@
 //! [`EndpointStats`](crate::EndpointStats) and dropped. Descriptions the application hands
 //! in (offers, answers) can be malformed, and that is [`Error::Sdp`].
 
+use crate::channel::ChannelError;
 use crate::sdp::SdpError;
 use crate::types::StreamState;
 
@@ -74,4 +75,7 @@ pub enum Error {
     /// A description could not be parsed.
     #[error("bad session description: {0}")]
     Sdp(#[from] SdpError),
+    /// A channel call failed (unknown channel, wrong state, a channel limit).
+    #[error("channel: {0}")]
+    Channel(#[from] ChannelError),
 }

@@ -3,11 +3,12 @@
 use alloc::string::String;
 use bytes::Bytes;
 
+use crate::channel::ChannelId;
 use crate::endpoint::HandlerId;
 use crate::negotiation::{Offer, RequestOutcome};
 use crate::session::SessionId;
 use crate::stream::{StateReason, StreamId};
-use crate::types::StreamState;
+use crate::types::{CloseReason, StreamState};
 
 /// Something happened that the application should know about.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -59,5 +60,82 @@ pub enum Event {
         session: SessionId,
         /// The stream.
         stream: StreamId,
+    },
+    /// The peer opens a channel on a MULTIPLEXING stream (the original's `onChannelOpen`):
+    /// [`accept_channel`](crate::SessionMut::accept_channel) or
+    /// [`refuse_channel`](crate::SessionMut::refuse_channel) it.
+    ChannelOpen {
+        /// The stream's session.
+        session: SessionId,
+        /// The stream.
+        stream: StreamId,
+        /// The new channel.
+        channel: ChannelId,
+        /// The peer's cookie (at most `ChannelConfig::max_cookie_len` bytes).
+        cookie: Bytes,
+    },
+    /// A channel is open on both sides (fires on both: for the opener when the peer accepted,
+    /// for the acceptor at once).
+    ChannelOpened {
+        /// The stream's session.
+        session: SessionId,
+        /// The stream.
+        stream: StreamId,
+        /// The channel.
+        channel: ChannelId,
+    },
+    /// Data on a channel: the next in-order bytes (reliable streams; taking the event out of
+    /// `poll_output` returns the channel's credit) or one datagram (unreliable streams).
+    ChannelData {
+        /// The stream's session.
+        session: SessionId,
+        /// The stream.
+        stream: StreamId,
+        /// The channel.
+        channel: ChannelId,
+        /// The bytes.
+        data: Bytes,
+    },
+    /// A channel is closed (the original's `onChannelClose`): by us, by the peer, refused
+    /// (reason Error), timed out, or because its stream or session ended. Every channel the
+    /// application learned of ends with exactly one of these.
+    ChannelClosed {
+        /// The stream's session.
+        session: SessionId,
+        /// The stream.
+        stream: StreamId,
+        /// The channel.
+        channel: ChannelId,
+        /// Why.
+        reason: CloseReason,
+    },
+    /// The peer asks us to stop sending on a channel: writes return
+    /// [`Error::WouldBlock`](crate::Error::WouldBlock) until [`Event::ChannelResumed`].
+    ChannelPending {
+        /// The stream's session.
+        session: SessionId,
+        /// The stream.
+        stream: StreamId,
+        /// The channel.
+        channel: ChannelId,
+    },
+    /// The peer lets us send on a channel again.
+    ChannelResumed {
+        /// The stream's session.
+        session: SessionId,
+        /// The stream.
+        stream: StreamId,
+        /// The channel.
+        channel: ChannelId,
+    },
+    /// A channel whose `write_channel` was refused or cut short for lack of buffer room has
+    /// room again.
+    ChannelWritable {
+        /// The stream's session.
+        session: SessionId,
+        /// The stream.
+        stream: StreamId,
+        /// The channel.
+        channel: ChannelId,
     },
 }

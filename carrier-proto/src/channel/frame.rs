@@ -9,7 +9,14 @@
 //! PEND             = 0x0E stream(1) channel(v)
 //! RESUME           = 0x0F stream(1) channel(v)
 //! MAX_CHANNEL_DATA = 0x10 stream(1) channel(v) max(v)
+//! DATAGRAM         = 0x11 stream(1) channel(v) length(v) data   (unreliable streams)
+//! KEEPALIVE        = 0x12 stream(1) channel(v)                  (unreliable streams)
 //! ```
+//!
+//! OPEN, ACCEPT, CLOSE, PEND and RESUME are *control records*: they never stand alone in a
+//! packet but travel inside the stream's ordered control stream (the CONTROL frame of
+//! `packet::frame`), so they arrive reliably and in the order they were sent. DATA,
+//! MAX_CHANNEL_DATA, DATAGRAM and KEEPALIVE are packet frames.
 //!
 //! `(v)` is a QUIC varint. `channel` is never 0 (channel 0 is the stream's plain data, carried
 //! by STREAM frames) and never above the `max_channel_id` the caller parses with. DATA has
@@ -41,6 +48,10 @@ pub(crate) const PEND: u8 = 0x0E;
 pub(crate) const RESUME: u8 = 0x0F;
 /// MAX_CHANNEL_DATA: channel-level flow-control credit.
 pub(crate) const MAX_CHANNEL_DATA: u8 = 0x10;
+/// DATAGRAM: one unreliable datagram on a channel of an unreliable stream.
+pub(crate) const DATAGRAM: u8 = 0x11;
+/// KEEPALIVE: "this channel is still open" on an unreliable stream, sent when idle.
+pub(crate) const KEEPALIVE: u8 = 0x12;
 
 /// The FIN bit of a DATA frame's flags: the channel's data ends after these bytes.
 const FIN: u8 = 0x01;
@@ -55,12 +66,17 @@ const TRUNCATED: PacketError = PacketError::TruncatedFrame("channel");
 
 /// True if `ty` is one of the channel frame types (how a frame loop picks this parser).
 pub(crate) const fn is_channel_frame(ty: u8) -> bool {
-    matches!(ty, OPEN..=MAX_CHANNEL_DATA)
+    matches!(ty, OPEN..=KEEPALIVE)
+}
+
+/// True if `ty` is a control record (carried only inside the ordered control stream).
+pub(crate) const fn is_control_record(ty: u8) -> bool {
+    matches!(ty, OPEN | ACCEPT | CLOSE | PEND | RESUME)
 }
 
 /// One channel frame, borrowing its cookie or data from the packet.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum ChannelFrame<'a> {
+pub enum ChannelFrame<'a> {
     /// The sender opens `channel` (an id of its parity, see `ChannelTable`).
     Open {
         /// The stream's index in the session.
@@ -121,6 +137,22 @@ pub(crate) enum ChannelFrame<'a> {
         channel: u64,
         /// The new limit.
         max: u64,
+    },
+    /// One datagram on a channel of an unreliable stream.
+    Datagram {
+        /// The stream's index in the session.
+        stream: u8,
+        /// The channel.
+        channel: u64,
+        /// The bytes.
+        data: &'a [u8],
+    },
+    /// The channel is still open (an unreliable stream's idle channel says so now and then).
+    KeepAlive {
+        /// The stream's index in the session.
+        stream: u8,
+        /// The channel.
+        channel: u64,
     },
 }
 
@@ -205,6 +237,18 @@ impl<'a> ChannelFrame<'a> {
                     fin: flags & FIN != 0,
                 }
             }
+            DATAGRAM => {
+                let len = varint::read(&mut rest).ok_or(TRUNCATED)?;
+                let len = usize::try_from(len).map_err(|_| TRUNCATED)?;
+                let (data, tail) = rest.split_at_checked(len).ok_or(TRUNCATED)?;
+                rest = tail;
+                ChannelFrame::Datagram {
+                    stream,
+                    channel,
+                    data,
+                }
+            }
+            KEEPALIVE => ChannelFrame::KeepAlive { stream, channel },
             // MAX_CHANNEL_DATA: the only type left in the range checked above.
             _ => {
                 let max = varint::read(&mut rest).ok_or(TRUNCATED)?;
@@ -229,6 +273,8 @@ impl<'a> ChannelFrame<'a> {
             ChannelFrame::Pend { .. } => PEND,
             ChannelFrame::Resume { .. } => RESUME,
             ChannelFrame::MaxChannelData { .. } => MAX_CHANNEL_DATA,
+            ChannelFrame::Datagram { .. } => DATAGRAM,
+            ChannelFrame::KeepAlive { .. } => KEEPALIVE,
         }
     }
 
@@ -241,7 +287,9 @@ impl<'a> ChannelFrame<'a> {
             | ChannelFrame::Data { stream, .. }
             | ChannelFrame::Pend { stream, .. }
             | ChannelFrame::Resume { stream, .. }
-            | ChannelFrame::MaxChannelData { stream, .. } => stream,
+            | ChannelFrame::MaxChannelData { stream, .. }
+            | ChannelFrame::Datagram { stream, .. }
+            | ChannelFrame::KeepAlive { stream, .. } => stream,
         }
     }
 
@@ -254,7 +302,9 @@ impl<'a> ChannelFrame<'a> {
             | ChannelFrame::Data { channel, .. }
             | ChannelFrame::Pend { channel, .. }
             | ChannelFrame::Resume { channel, .. }
-            | ChannelFrame::MaxChannelData { channel, .. } => channel,
+            | ChannelFrame::MaxChannelData { channel, .. }
+            | ChannelFrame::Datagram { channel, .. }
+            | ChannelFrame::KeepAlive { channel, .. } => channel,
         }
     }
 
@@ -268,7 +318,11 @@ impl<'a> ChannelFrame<'a> {
             }
             ChannelFrame::Accept { .. }
             | ChannelFrame::Pend { .. }
-            | ChannelFrame::Resume { .. } => head,
+            | ChannelFrame::Resume { .. }
+            | ChannelFrame::KeepAlive { .. } => head,
+            ChannelFrame::Datagram { data, .. } => {
+                head + varint::encoded_len(data.len() as u64) + data.len()
+            }
             ChannelFrame::Close { .. } => head + 1,
             ChannelFrame::Data {
                 channel,
@@ -288,6 +342,24 @@ impl<'a> ChannelFrame<'a> {
             + varint::encoded_len(len as u64)
     }
 
+    /// Writes a DATA frame's header; the caller appends exactly `len` bytes of data (the
+    /// send path copies channel bytes straight from the channel's buffer into the packet).
+    pub(crate) fn emit_data_header(
+        out: &mut BytesMut,
+        stream: u8,
+        channel: u64,
+        offset: u64,
+        len: usize,
+        fin: bool,
+    ) {
+        out.put_u8(DATA);
+        out.put_u8(stream);
+        varint::write(out, channel);
+        out.put_u8(if fin { FIN } else { 0 });
+        varint::write(out, offset);
+        varint::write(out, len as u64);
+    }
+
     /// Appends the frame, type byte first, to `out`.
     pub(crate) fn emit(&self, out: &mut BytesMut) {
         out.put_u8(self.frame_type());
@@ -300,7 +372,12 @@ impl<'a> ChannelFrame<'a> {
             }
             ChannelFrame::Accept { .. }
             | ChannelFrame::Pend { .. }
-            | ChannelFrame::Resume { .. } => {}
+            | ChannelFrame::Resume { .. }
+            | ChannelFrame::KeepAlive { .. } => {}
+            ChannelFrame::Datagram { data, .. } => {
+                varint::write(out, data.len() as u64);
+                out.put_slice(data);
+            }
             ChannelFrame::Close { reason, .. } => out.put_u8(reason as u8),
             ChannelFrame::Data {
                 offset, data, fin, ..
@@ -367,7 +444,7 @@ mod tests {
 
     fn spec() -> impl Strategy<Value = Spec> {
         (
-            0..7u8,
+            0..9u8,
             any::<u8>(),
             1..=MAX_CHANNEL_ID,
             0..=varint::MAX - COOKIE as u64,
@@ -400,6 +477,12 @@ mod tests {
             },
             4 => ChannelFrame::Pend { stream, channel },
             5 => ChannelFrame::Resume { stream, channel },
+            6 => ChannelFrame::Datagram {
+                stream,
+                channel,
+                data: bytes,
+            },
+            7 => ChannelFrame::KeepAlive { stream, channel },
             _ => ChannelFrame::MaxChannelData {
                 stream,
                 channel,
@@ -445,6 +528,15 @@ mod tests {
                 channel: MAX_CHANNEL_ID,
                 max: 1 << 16,
             },
+            ChannelFrame::Datagram {
+                stream: 4,
+                channel: 3,
+                data: b"dgram",
+            },
+            ChannelFrame::KeepAlive {
+                stream: 4,
+                channel: 5,
+            },
         ];
         let out = emit_all(&frames);
         assert_eq!(parse_all(&out, MAX_CHANNEL_ID, COOKIE).unwrap(), frames);
@@ -481,6 +573,21 @@ mod tests {
         }
         .emit(&mut out);
         assert_eq!(&out[..], [0x0C, 0, 5, 2]);
+        out.clear();
+        ChannelFrame::Datagram {
+            stream: 2,
+            channel: 3,
+            data: b"hi",
+        }
+        .emit(&mut out);
+        assert_eq!(&out[..], [0x11, 2, 3, 2, b'h', b'i']);
+        out.clear();
+        ChannelFrame::KeepAlive {
+            stream: 2,
+            channel: 3,
+        }
+        .emit(&mut out);
+        assert_eq!(&out[..], [0x12, 2, 3]);
     }
 
     #[test]
@@ -527,8 +634,8 @@ mod tests {
         assert_eq!(parse(&[PEND], 9, 0), Err(TRUNCATED));
         // Not a channel type.
         assert_eq!(
-            parse(&[0x11, 0, 1], 9, 0),
-            Err(PacketError::UnknownFrame(0x11))
+            parse(&[0x13, 0, 1], 9, 0),
+            Err(PacketError::UnknownFrame(0x13))
         );
         assert_eq!(
             parse(&[0x05, 0, 1], 9, 0),

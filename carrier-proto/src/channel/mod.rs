@@ -44,20 +44,14 @@
 //! frames (OPEN, ACCEPT, CLOSE, PEND, RESUME) reliably and in order per stream; the table
 //! relies on that order (e.g. the peer's ids arrive increasing).
 
-// Wired into sessions by the channels issue's next step.
-#![allow(dead_code)]
-
+mod config;
 mod frame;
+mod mux;
 mod state;
 
-// Re-exports for the next step's callers; unused until then, like the module.
-#[allow(unused_imports)]
-pub(crate) use frame::{
-    ACCEPT, CLOSE, ChannelFrame, DATA, MAX_CHANNEL_DATA, MAX_CHANNEL_ID, OPEN, PEND, RESUME,
-    is_channel_frame,
-};
-#[allow(unused_imports)]
-pub(crate) use state::{
-    Action, ChannelError, ChannelEvent, ChannelId, ChannelLimits, ChannelState, ChannelStats,
-    ChannelTable, ControlKind, OwnedChannelFrame, Side,
-};
+pub use config::{ChannelConfig, INITIAL_CHANNEL_CREDIT};
+pub use frame::ChannelFrame;
+pub(crate) use frame::{MAX_CHANNEL_ID, is_channel_frame, is_control_record};
+pub(crate) use mux::{Mux, MuxError};
+pub(crate) use state::Side;
+pub use state::{ChannelError, ChannelId, ChannelState};

@@ -14,8 +14,24 @@ use super::frame::{ChannelFrame, MAX_CHANNEL_ID};
 use crate::types::CloseReason;
 
 /// A channel's id inside its stream. Never 0 (that is the stream's plain data).
+///
+/// The side that made the offer opens odd ids, the side that answered even ones; ids are
+/// never reused within a stream.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub(crate) struct ChannelId(pub(crate) u64);
+pub struct ChannelId(pub(crate) u64);
+
+impl ChannelId {
+    /// The id as a number (as on the wire).
+    pub const fn as_u64(self) -> u64 {
+        self.0
+    }
+}
+
+impl core::fmt::Display for ChannelId {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "channel {}", self.0)
+    }
+}
 
 /// Which end of the session this table is: decides the parity of the ids it opens.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -74,7 +90,7 @@ impl Default for ChannelLimits {
 
 /// Where a live channel is. A closed channel is not a state: it is removed from the table.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum ChannelState {
+pub enum ChannelState {
     /// We sent OPEN and wait for ACCEPT (or CLOSE: refused).
     Opening,
     /// The peer sent OPEN; the application has not accepted or refused it yet.
@@ -86,7 +102,8 @@ pub(crate) enum ChannelState {
 /// Errors of the application's channel calls. Peer frames never produce one (they are
 /// answered or counted in [`ChannelStats`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
-pub(crate) enum ChannelError {
+#[non_exhaustive]
+pub enum ChannelError {
     /// No such channel (never opened, or closed and removed).
     #[error("unknown channel")]
     UnknownChannel,
@@ -127,6 +144,16 @@ pub(crate) enum ChannelError {
     /// `close_all` ran: the stream's channels are gone for good.
     #[error("the stream's channels are closed")]
     Finished,
+    /// The stream has no channels: it lacks the MULTIPLEXING option.
+    #[error("the stream is not a multiplexing stream")]
+    NotMultiplexing,
+    /// The stream's control stream is full (the peer is not acknowledging our control
+    /// records); try again after the next `poll_output` round.
+    #[error("the control stream is full")]
+    ControlFull,
+    /// The call needs the other kind of stream (e.g. a datagram size on a reliable stream).
+    #[error("not available on this kind of stream")]
+    WrongStreamKind,
 }
 
 /// What the table tells the application.
@@ -301,11 +328,15 @@ impl ChannelTable {
     }
 
     /// True if no channel is live.
+    // Inspection for tests and diagnostics.
+    #[cfg_attr(not(test), allow(dead_code))]
     pub(crate) fn is_empty(&self) -> bool {
         self.channels.is_empty()
     }
 
     /// The ids of the live channels, in increasing order.
+    // Inspection for tests and diagnostics.
+    #[cfg_attr(not(test), allow(dead_code))]
     pub(crate) fn ids(&self) -> impl Iterator<Item = ChannelId> + '_ {
         self.channels.keys().map(|&id| ChannelId(id))
     }
@@ -316,6 +347,8 @@ impl ChannelTable {
     }
 
     /// True if we asked the peer to stop sending on the channel.
+    // Inspection for tests and diagnostics.
+    #[cfg_attr(not(test), allow(dead_code))]
     pub(crate) fn local_paused(&self, id: ChannelId) -> Option<bool> {
         self.channels.get(&id.0).map(|c| c.local_paused)
     }
@@ -326,16 +359,22 @@ impl ChannelTable {
     }
 
     /// Peer opens waiting for the application's answer.
+    // Inspection for tests and diagnostics.
+    #[cfg_attr(not(test), allow(dead_code))]
     pub(crate) fn incoming_count(&self) -> usize {
         self.incoming
     }
 
     /// Our opens waiting for the peer's answer.
+    // Inspection for tests and diagnostics.
+    #[cfg_attr(not(test), allow(dead_code))]
     pub(crate) fn opening_count(&self) -> usize {
         self.opening
     }
 
     /// True once `close_all` ran.
+    // Inspection for tests and diagnostics.
+    #[cfg_attr(not(test), allow(dead_code))]
     pub(crate) fn is_finished(&self) -> bool {
         self.finished
     }
@@ -346,6 +385,8 @@ impl ChannelTable {
     }
 
     /// The limits this table enforces.
+    // Inspection for tests and diagnostics.
+    #[cfg_attr(not(test), allow(dead_code))]
     pub(crate) fn limits(&self) -> ChannelLimits {
         self.limits
     }
@@ -540,7 +581,9 @@ impl ChannelTable {
                 }
                 false
             }
-            ChannelFrame::Data { .. } => match state {
+            ChannelFrame::Data { .. }
+            | ChannelFrame::Datagram { .. }
+            | ChannelFrame::KeepAlive { .. } => match state {
                 Some(ChannelState::Open) => true,
                 // The peer sends only after it accepted, so DATA means ACCEPT; it can
                 // overtake the ACCEPT because data travels apart from control.

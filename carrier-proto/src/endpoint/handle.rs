@@ -6,7 +6,8 @@ use crate::negotiation::{Answer, Offer, PendingOffer, Reply};
 use crate::session::{Session, SessionId, SessionPhase};
 use crate::stream::StreamId;
 use crate::time::Instant;
-use crate::types::{StreamOptions, StreamState, StreamType, TransportInfo};
+use crate::channel::{ChannelId, ChannelState};
+use crate::types::{CloseReason, StreamOptions, StreamState, StreamType, TransportInfo};
 
 /// A session of an [`Endpoint`](crate::Endpoint), borrowed for the calls the application
 /// makes on it. Get one from [`Endpoint::session`](crate::Endpoint::session); after any call
@@ -165,5 +166,140 @@ impl SessionMut<'_> {
     pub fn close_stream(&mut self, now: Instant, stream: StreamId) -> Result<(), Error> {
         self.at(now);
         self.session.close_stream(self.ctx, now, stream)
+    }
+
+    // ---- channels (MULTIPLEXING streams) ----
+
+    /// Opens a channel on a Connected MULTIPLEXING stream (the original's `openChannel`).
+    /// Returns the id at once, in state [`ChannelState::Opening`]; the peer gets
+    /// [`Event::ChannelOpen`](crate::Event::ChannelOpen) with `cookie` and accepts
+    /// ([`Event::ChannelOpened`](crate::Event::ChannelOpened) on both sides) or refuses
+    /// ([`Event::ChannelClosed`](crate::Event::ChannelClosed) with reason Error here).
+    ///
+    /// Errors: [`ChannelError::NotMultiplexing`](crate::ChannelError::NotMultiplexing),
+    /// a stream not Connected, a cookie over `max_cookie_len`, too many channels or opens
+    /// in flight (all limits of [`ChannelConfig`](crate::ChannelConfig)).
+    pub fn open_channel(
+        &mut self,
+        now: Instant,
+        stream: StreamId,
+        cookie: &[u8],
+    ) -> Result<ChannelId, Error> {
+        self.at(now);
+        self.session.open_channel(self.ctx, now, stream, cookie)
+    }
+
+    /// Accepts the peer's channel (after [`Event::ChannelOpen`](crate::Event::ChannelOpen));
+    /// it is open on this side at once.
+    pub fn accept_channel(
+        &mut self,
+        now: Instant,
+        stream: StreamId,
+        channel: ChannelId,
+    ) -> Result<(), Error> {
+        self.at(now);
+        self.session.accept_channel(self.ctx, now, stream, channel)
+    }
+
+    /// Refuses the peer's channel: the peer sees it closed with reason Error.
+    pub fn refuse_channel(
+        &mut self,
+        now: Instant,
+        stream: StreamId,
+        channel: ChannelId,
+    ) -> Result<(), Error> {
+        self.at(now);
+        self.session.refuse_channel(self.ctx, now, stream, channel)
+    }
+
+    /// Writes on an open channel. On a reliable stream: takes what fits the channel's send
+    /// buffer ([`Error::WouldBlock`] if nothing fits;
+    /// [`Event::ChannelWritable`](crate::Event::ChannelWritable) follows). On an unreliable
+    /// stream: sends `data` as one datagram (at most
+    /// [`max_channel_datagram_size`](Self::max_channel_datagram_size)).
+    ///
+    /// While the peer has the channel paused (pend), nothing is taken: [`Error::WouldBlock`]
+    /// until [`Event::ChannelResumed`](crate::Event::ChannelResumed).
+    pub fn write_channel(
+        &mut self,
+        now: Instant,
+        stream: StreamId,
+        channel: ChannelId,
+        data: &[u8],
+    ) -> Result<usize, Error> {
+        self.at(now);
+        self.session
+            .write_channel(self.ctx, now, stream, channel, data)
+    }
+
+    /// Closes a channel, in any state, with `reason`; the peer is told and both sides get
+    /// [`Event::ChannelClosed`](crate::Event::ChannelClosed). On a reliable stream a
+    /// Normal close delivers what was already written first. To refuse data the peer
+    /// sends, close the channel with reason Error: the peer learns of it (the original
+    /// left the peer's channel open).
+    pub fn close_channel(
+        &mut self,
+        now: Instant,
+        stream: StreamId,
+        channel: ChannelId,
+        reason: CloseReason,
+    ) -> Result<(), Error> {
+        self.at(now);
+        self.session
+            .close_channel(self.ctx, now, stream, channel, reason)
+    }
+
+    /// Asks the peer to stop sending on a channel (the peer's writes return
+    /// [`Error::WouldBlock`]); data already in flight still arrives.
+    pub fn pend_channel(
+        &mut self,
+        now: Instant,
+        stream: StreamId,
+        channel: ChannelId,
+    ) -> Result<(), Error> {
+        self.at(now);
+        self.session
+            .pend_channel(self.ctx, now, stream, channel, true)
+    }
+
+    /// Lets the peer send on a channel again after [`pend_channel`](Self::pend_channel).
+    pub fn resume_channel(
+        &mut self,
+        now: Instant,
+        stream: StreamId,
+        channel: ChannelId,
+    ) -> Result<(), Error> {
+        self.at(now);
+        self.session
+            .pend_channel(self.ctx, now, stream, channel, false)
+    }
+
+    /// A live channel's state (a closed channel is [`ChannelError::UnknownChannel`](crate::ChannelError::UnknownChannel)).
+    pub fn channel_state(&self, stream: StreamId, channel: ChannelId) -> Result<ChannelState, Error> {
+        self.session.channel_state(stream, channel)
+    }
+
+    /// Live channels on a stream.
+    pub fn channel_count(&self, stream: StreamId) -> Result<usize, Error> {
+        self.session.channel_count(stream)
+    }
+
+    /// Room in a reliable channel's send buffer (0 while the peer has it paused).
+    pub fn channel_writable_bytes(
+        &self,
+        stream: StreamId,
+        channel: ChannelId,
+    ) -> Result<usize, Error> {
+        self.session.channel_writable_bytes(stream, channel)
+    }
+
+    /// The largest datagram one `write_channel` on an unreliable stream's channel carries.
+    pub fn max_channel_datagram_size(
+        &self,
+        stream: StreamId,
+        channel: ChannelId,
+    ) -> Result<usize, Error> {
+        self.session
+            .max_channel_datagram_size(self.ctx, stream, channel)
     }
 }

@@ -112,6 +112,14 @@ pub struct EndpointStats {
     pub flow_control_violations: u64,
     /// Datagrams not sent because the congestion window was full.
     pub datagrams_congestion_dropped: u64,
+    /// Channel opens from peers refused (over a limit, or a reused id) with CLOSE(Error).
+    pub channel_opens_refused: u64,
+    /// Channel frames dropped: for a closed or unknown channel, or the wrong stream kind.
+    pub channel_frames_ignored: u64,
+    /// Streams aborted because the peer's channel control stream was malformed.
+    pub channel_violations: u64,
+    /// Unreliable channels closed with Timeout because the peer went silent.
+    pub channel_timeouts: u64,
 }
 
 /// A session table slot: a random tag (the id's high half) and maybe a session.
@@ -221,6 +229,11 @@ impl Endpoint {
         };
         self.live += 1;
         Ok(id)
+    }
+
+    fn session_state(&mut self, id: SessionId) -> Option<&mut Session> {
+        let i = self.slot_of(id)?;
+        self.slots[i].session.as_mut()
     }
 
     fn slot_of(&self, id: SessionId) -> Option<usize> {
@@ -410,19 +423,28 @@ impl Endpoint {
             return Output::Transmit(t);
         }
         if let Some(e) = self.ctx.events.pop_front() {
-            if let Event::StreamData {
-                session,
-                stream,
-                data,
-            } = &e
-            {
-                // The application has the bytes now: their credit goes back to the peer.
-                let (session, stream, n) = (*session, *stream, data.len() as u64);
-                if let Some(i) = self.slot_of(session) {
-                    if let Some(s) = self.slots[i].session.as_mut() {
-                        s.on_consumed(stream, n);
+            // The application has the bytes now: their credit goes back to the peer.
+            match &e {
+                Event::StreamData {
+                    session,
+                    stream,
+                    data,
+                } => {
+                    if let Some(s) = self.session_state(*session) {
+                        s.on_consumed(*stream, data.len() as u64);
                     }
                 }
+                Event::ChannelData {
+                    session,
+                    stream,
+                    channel,
+                    data,
+                } => {
+                    if let Some(s) = self.session_state(*session) {
+                        s.on_channel_consumed(*stream, *channel, data.len() as u64);
+                    }
+                }
+                _ => {}
             }
             return Output::Event(e);
         }

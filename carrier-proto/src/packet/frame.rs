@@ -11,15 +11,22 @@
 //! MAX_STREAM_DATA     = 0x07 stream(1) max(v)       (stream credit: highest offset)
 //! DATA_BLOCKED        = 0x08 limit(v)               (sender blocked by connection credit)
 //! STREAM_DATA_BLOCKED = 0x09 stream(1) limit(v)     (sender blocked by stream credit)
+//! DATA (channel) 0x0D, MAX_CHANNEL_DATA 0x10, DATAGRAM (channel) 0x11, KEEPALIVE 0x12:
+//!                      see `ChannelFrame`
+//! CONTROL          = 0x13 stream(1) offset(v) length(v) records(length)
+//!                                                   (the stream's ordered channel control)
+//! MAX_CONTROL_DATA = 0x14 stream(1) max(v)          (control stream credit)
 //! ```
 //!
-//! `(v)` is a QUIC variable-length integer (RFC 9000 §16). Types 0x0A–0x3F are reserved for
-//! the layers still to come (channel control). A frame has no generic length field, so an
-//! unknown type ends parsing and the packet is dropped.
+//! `(v)` is a QUIC variable-length integer (RFC 9000 §16). Types 0x0A, 0x0B, 0x0C, 0x0E and
+//! 0x0F are channel *control records*: they are valid only inside a CONTROL frame's byte
+//! stream, never as packet frames. Types 0x15–0x3F are reserved. A frame has no generic
+//! length field, so an unknown type ends parsing and the packet is dropped.
 
 use bytes::{BufMut, BytesMut};
 
 use super::PacketError;
+use crate::channel::{ChannelFrame, MAX_CHANNEL_ID, is_channel_frame, is_control_record};
 use crate::transport::ack::AckFrame;
 use crate::transport::varint;
 use crate::types::CloseReason;
@@ -37,6 +44,8 @@ const MAX_DATA: u8 = 0x06;
 const MAX_STREAM_DATA: u8 = 0x07;
 const DATA_BLOCKED: u8 = 0x08;
 const STREAM_DATA_BLOCKED: u8 = 0x09;
+const CONTROL: u8 = 0x13;
+const MAX_CONTROL_DATA: u8 = 0x14;
 /// The FIN bit of a STREAM frame's flags.
 const FIN: u8 = 0x01;
 /// Most ranges accepted in one ACK frame (a peer cannot make us walk a longer list).
@@ -94,6 +103,25 @@ pub enum Frame<'a> {
         /// The credit it is stuck at.
         limit: u64,
     },
+    /// A channel's data, credit, datagram or keepalive (multiplexing streams).
+    Channel(ChannelFrame<'a>),
+    /// Bytes of a stream's channel control stream (OPEN, ACCEPT, CLOSE, PEND and RESUME
+    /// records, in order) at an offset.
+    Control {
+        /// The stream's index.
+        stream: u8,
+        /// Control-stream offset of the first byte.
+        offset: u64,
+        /// The record bytes (a record may span frames).
+        data: &'a [u8],
+    },
+    /// Control-stream credit: the peer may send control offsets below `max`.
+    MaxControlData {
+        /// The stream's index.
+        stream: u8,
+        /// The new limit.
+        max: u64,
+    },
 }
 
 impl Frame<'_> {
@@ -108,8 +136,12 @@ impl Frame<'_> {
                 Self::stream_overhead(*offset, data.len()) + data.len()
             }
             Frame::MaxData(v) | Frame::DataBlocked(v) => 1 + varint::encoded_len(*v),
-            Frame::MaxStreamData { max: v, .. } | Frame::StreamDataBlocked { limit: v, .. } => {
-                2 + varint::encoded_len(*v)
+            Frame::MaxStreamData { max: v, .. }
+            | Frame::StreamDataBlocked { limit: v, .. }
+            | Frame::MaxControlData { max: v, .. } => 2 + varint::encoded_len(*v),
+            Frame::Channel(c) => c.encoded_len(),
+            Frame::Control { offset, data, .. } => {
+                Self::control_overhead(*offset, data.len()) + data.len()
             }
         }
     }
@@ -117,6 +149,11 @@ impl Frame<'_> {
     /// Bytes a STREAM frame adds to `len` bytes of data at `offset`.
     pub fn stream_overhead(offset: u64, len: usize) -> usize {
         3 + varint::encoded_len(offset) + varint::encoded_len(len as u64)
+    }
+
+    /// Bytes a CONTROL frame adds to `len` record bytes at `offset`.
+    pub fn control_overhead(offset: u64, len: usize) -> usize {
+        2 + varint::encoded_len(offset) + varint::encoded_len(len as u64)
     }
 
     /// Bytes a DATAGRAM frame adds to its data.
@@ -173,7 +210,29 @@ impl Frame<'_> {
                 out.put_u8(stream);
                 varint::write(out, limit);
             }
+            Frame::Channel(c) => c.emit(out),
+            Frame::Control {
+                stream,
+                offset,
+                data,
+            } => {
+                Self::emit_control_header(out, stream, offset, data.len());
+                out.put_slice(data);
+            }
+            Frame::MaxControlData { stream, max } => {
+                out.put_u8(MAX_CONTROL_DATA);
+                out.put_u8(stream);
+                varint::write(out, max);
+            }
         }
+    }
+
+    /// Writes a CONTROL frame's header; the caller appends exactly `len` record bytes.
+    pub fn emit_control_header(out: &mut BytesMut, stream: u8, offset: u64, len: usize) {
+        out.put_u8(CONTROL);
+        out.put_u8(stream);
+        varint::write(out, offset);
+        varint::write(out, len as u64);
     }
 
     /// Writes a STREAM frame's header; the caller appends exactly `len` bytes of data (this
@@ -281,6 +340,38 @@ impl<'a> FrameIter<'a> {
                 };
                 (frame, body.len() - rest.len())
             }
+            CONTROL => {
+                let trunc = PacketError::TruncatedFrame("control");
+                let (&stream, mut rest) = body.split_first().ok_or(trunc)?;
+                let offset = varint::read(&mut rest).ok_or(trunc)?;
+                let len = varint::read(&mut rest).ok_or(trunc)?;
+                let len = usize::try_from(len).map_err(|_| trunc)?;
+                let data = rest.get(..len).ok_or(trunc)?;
+                if offset
+                    .checked_add(len as u64)
+                    .is_none_or(|end| end > varint::MAX)
+                {
+                    return Err(PacketError::Malformed("control"));
+                }
+                let frame = Frame::Control {
+                    stream,
+                    offset,
+                    data,
+                };
+                (frame, body.len() - rest.len() + len)
+            }
+            MAX_CONTROL_DATA => {
+                let trunc = PacketError::TruncatedFrame("control credit");
+                let (&stream, mut rest) = body.split_first().ok_or(trunc)?;
+                let max = varint::read(&mut rest).ok_or(trunc)?;
+                (Frame::MaxControlData { stream, max }, body.len() - rest.len())
+            }
+            // Control records belong inside a CONTROL frame, never loose in a packet.
+            t if is_channel_frame(t) && !is_control_record(t) => {
+                let mut rest = body;
+                let frame = ChannelFrame::parse(t, &mut rest, MAX_CHANNEL_ID, 0)?;
+                (Frame::Channel(frame), body.len() - rest.len())
+            }
             other => return Err(PacketError::UnknownFrame(other)),
         };
         self.rest = &body[used..];
@@ -332,6 +423,36 @@ mod tests {
                 stream: 3,
                 limit: 1 << 30,
             },
+            Frame::Channel(ChannelFrame::Data {
+                stream: 1,
+                channel: 3,
+                offset: 9,
+                data: b"chan",
+                fin: false,
+            }),
+            Frame::Channel(ChannelFrame::MaxChannelData {
+                stream: 1,
+                channel: 4,
+                max: 1 << 20,
+            }),
+            Frame::Channel(ChannelFrame::Datagram {
+                stream: 2,
+                channel: 5,
+                data: b"dg",
+            }),
+            Frame::Channel(ChannelFrame::KeepAlive {
+                stream: 2,
+                channel: 5,
+            }),
+            Frame::Control {
+                stream: 1,
+                offset: 300,
+                data: &[0x0B, 1, 3],
+            },
+            Frame::MaxControlData {
+                stream: 1,
+                max: 1 << 16,
+            },
         ];
         let mut out = BytesMut::new();
         for f in &frames {
@@ -365,5 +486,8 @@ mod tests {
         assert_eq!(r, [Err(PacketError::UnknownFrame(0x3F))]);
         let r: Vec<_> = FrameIter::new(&[CLOSE, 0, 9]).collect();
         assert_eq!(r, [Err(PacketError::Malformed("close"))]);
+        // A control record (here ACCEPT) outside a CONTROL frame is not a packet frame.
+        let r: Vec<_> = FrameIter::new(&[0x0B, 1, 3]).collect();
+        assert_eq!(r, [Err(PacketError::UnknownFrame(0x0B))]);
     }
 }

@@ -21,6 +21,7 @@ mod frame;
 
 pub use crate::transport::ack::{AckFrame, AckFrameRanges};
 pub use check::{Check, CheckAck, TRANSACTION_ID_LEN};
+pub use crate::channel::ChannelFrame;
 pub use frame::{Frame, FrameIter, MAX_ACK_RANGES, SESSION_SCOPE};
 
 use core::fmt;

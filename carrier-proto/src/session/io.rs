@@ -81,7 +81,7 @@ impl Session {
 
     /// Sends frames at once on the selected pair (with a pending ACK, if any); false if
     /// there is no path yet.
-    fn send_frames(&mut self, ctx: &mut Context, now: Instant, frames: &[Frame<'_>]) -> bool {
+    pub(super) fn send_frames(&mut self, ctx: &mut Context, now: Instant, frames: &[Frame<'_>]) -> bool {
         self.build_packet(
             ctx,
             now,
@@ -132,6 +132,9 @@ impl Session {
                         && !self.transport.recovery.has_ack_eliciting_in_flight()
                     {
                         self.send_frames(ctx, now, &[Frame::Ping]);
+                    }
+                    if self.phase == SessionPhase::Started {
+                        self.on_channel_timeout(ctx, now);
                     }
                 }
             }
@@ -273,6 +276,13 @@ impl Session {
                 Frame::Datagram { stream, data } => self.on_datagram(ctx, stream, data, datagram),
                 Frame::Close { scope, reason } => self.on_close(ctx, scope, reason),
                 Frame::Ack(ack) => self.on_ack_frame(ctx, now, &ack),
+                Frame::Channel(c) => self.on_channel_frame(ctx, now, &c, datagram),
+                Frame::Control {
+                    stream,
+                    offset,
+                    data,
+                } => self.on_control_frame(ctx, now, stream, offset, datagram.slice_ref(data)),
+                Frame::MaxControlData { stream, max } => self.on_max_control_data(stream, max),
                 Frame::Stream {
                     stream,
                     offset,

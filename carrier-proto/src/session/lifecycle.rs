@@ -330,6 +330,22 @@ impl Session {
     /// Phase Started; connectivity checks begin if any stream is Connecting.
     fn begin_checks(&mut self, ctx: &mut Context, now: Instant, controlling: bool) {
         self.phase = SessionPhase::Started;
+        // Channel ids are split by side: the offerer (controlling) opens odd ones.
+        let side = if controlling {
+            crate::channel::Side::Offerer
+        } else {
+            crate::channel::Side::Answerer
+        };
+        for s in &mut self.streams {
+            if s.is_multiplexing() && s.state == StreamState::Connecting {
+                s.mux = Some(alloc::boxed::Box::new(crate::channel::Mux::new(
+                    s.id.0,
+                    side,
+                    s.is_reliable(),
+                    &ctx.config.channels,
+                )));
+            }
+        }
         self.last_rx = now;
         self.last_tx = now;
         let connecting = self

@@ -6,6 +6,7 @@
 //! `lifecycle.rs` (offer/answer and starting), `path.rs` (connectivity checks over candidate
 //! pairs), `io.rs` (packets in and out, timers, datagrams).
 
+mod channels;
 mod io;
 mod lifecycle;
 mod path;
@@ -24,6 +25,17 @@ use crate::stream::{StateReason, Stream, StreamId, transition_allowed};
 use crate::time::Instant;
 use crate::transport::state::Transport;
 use crate::types::{Candidate, StreamState};
+
+/// The reason channels are closed with when their stream ends for `reason`.
+fn channel_reason(reason: Option<StateReason>) -> crate::types::CloseReason {
+    use crate::types::CloseReason;
+    match reason {
+        Some(StateReason::ClosedLocally) => CloseReason::Normal,
+        Some(StateReason::ClosedByPeer(r)) => r,
+        Some(StateReason::IdleTimeout | StateReason::ConnectTimeout) => CloseReason::Timeout,
+        _ => CloseReason::Error,
+    }
+}
 
 /// A session's id: its local connection id, which the peer puts in every packet it sends us.
 ///
@@ -167,6 +179,12 @@ impl Session {
             state: to,
             reason,
         });
+        if to.is_terminal() {
+            // The stream's channels end with it, each with one ChannelClosed.
+            if let Some(mut mux) = stream.mux.take() {
+                mux.close_all(ctx, self.id, channel_reason(reason));
+            }
+        }
     }
 
     /// Moves every stream in state `from` to `to`.
@@ -211,7 +229,8 @@ impl Session {
                         } else {
                             self.last_tx + ctx.config.keepalive_interval
                         })
-                        .min(self.last_rx + ctx.config.idle_timeout);
+                        .min(self.last_rx + ctx.config.idle_timeout)
+                        .min(self.channel_timeout());
                 }
                 at
             }

@@ -39,6 +39,7 @@ impl Session {
             return false;
         }
         let mtu = ctx.config.max_udp_payload;
+        self.process_channel_backlogs(ctx, now);
         let blocked_due = self.blocked_frames_due();
         let t = &mut self.transport;
         let probe = t.probes > 0;
@@ -47,13 +48,19 @@ impl Session {
             || self
                 .streams
                 .iter()
-                .any(|s| s.reliable.as_ref().is_some_and(|r| r.credit_dirty));
+                .any(|s| s.reliable.as_ref().is_some_and(|r| r.credit_dirty))
+            || self
+                .streams
+                .iter()
+                .any(|s| s.mux.as_ref().is_some_and(|m| m.has_control()));
         let credit = t.conn_credit();
-        let has_data = self.streams.iter().any(|s| {
+        let has_data = self.streams.iter_mut().any(|s| {
             s.state == StreamState::Connected
-                && s.reliable
+                && (s
+                    .reliable
                     .as_ref()
                     .is_some_and(|r| r.send.wants_to_send(credit))
+                    || s.mux.as_mut().is_some_and(|m| m.wants_to_send()))
         });
         let has_data = has_data || self.early_copy(now);
         let t = &mut self.transport;
@@ -99,6 +106,16 @@ impl Session {
         };
         let mut queued = false;
         for f in p.frames() {
+            if let SentFrame::ChannelData { stream, .. } | SentFrame::Control { stream, .. } = f {
+                if let Some(m) = self
+                    .streams
+                    .get_mut(usize::from(stream))
+                    .and_then(|s| s.mux.as_mut())
+                {
+                    m.on_fate(f, Fate::Lost);
+                    queued = true;
+                }
+            }
             if let SentFrame::Stream {
                 stream,
                 offset,
@@ -232,6 +249,11 @@ impl Session {
                     eliciting = true;
                 }
             }
+            for s in streams.iter_mut() {
+                if let Some(m) = s.mux.as_mut() {
+                    eliciting |= m.emit_credit(out, room(out), &mut record);
+                }
+            }
             if extra.stream_data {
                 eliciting |=
                     fill_stream_data(t, streams, out, budget - (out.len() - base), &mut record);
@@ -257,6 +279,7 @@ impl Session {
                 s.reliable
                     .as_ref()
                     .is_some_and(|r| r.send.wants_to_send(self.transport.conn_credit()))
+                    || s.mux.as_ref().is_some_and(|m| m.may_want_to_send())
             });
             record.size = size.min(u16::MAX as usize) as u16;
             record.ack_eliciting = true;
@@ -296,7 +319,7 @@ impl Session {
         if let Some(sample) = &outcome.rate_sample {
             t.cc.on_rate_sample(now, sample);
         }
-        self.after_progress(ctx);
+        self.after_progress(ctx, now);
     }
 
     /// The loss or probe timer: resend what was lost, owe probes, or give up on the path.
@@ -327,9 +350,15 @@ impl Session {
 
     /// After acknowledgements: report room to blocked writers, and close streams whose both
     /// directions finished.
-    fn after_progress(&mut self, ctx: &mut Context) {
+    fn after_progress(&mut self, ctx: &mut Context, now: Instant) {
         for i in 0..self.streams.len() {
+            let id = self.id;
+            if let Some(m) = self.streams[i].mux.as_mut() {
+                let result = m.after_progress(ctx, id, now);
+                self.on_mux_result(ctx, now, i, result);
+            }
             let s = &mut self.streams[i];
+            let drained = s.mux.as_ref().is_none_or(|m| m.is_drained());
             let Some(r) = s.reliable.as_mut() else {
                 continue;
             };
@@ -340,7 +369,7 @@ impl Session {
                     stream: s.id,
                 });
             }
-            if r.is_closed() && s.state == StreamState::Connected {
+            if r.is_closed() && drained && s.state == StreamState::Connected {
                 let reason = if r.closed_locally {
                     StateReason::ClosedLocally
                 } else {
@@ -482,6 +511,18 @@ impl Session {
         Ok(s.reliable.as_ref().map_or(0, |r| r.send.free()))
     }
 
+    /// Control records that waited for room (in our control stream or the event queue):
+    /// process what fits now.
+    fn process_channel_backlogs(&mut self, ctx: &mut Context, now: Instant) {
+        let id = self.id;
+        for i in 0..self.streams.len() {
+            if let Some(m) = self.streams[i].mux.as_mut().filter(|m| m.has_backlog()) {
+                let result = m.process_backlog(ctx, id, now);
+                self.on_mux_result(ctx, now, i, result);
+            }
+        }
+    }
+
     /// The earliest transport timer: loss/probe, ACK deadline, pacing.
     pub(crate) fn transport_timeout(&self) -> Instant {
         let t = &self.transport;
@@ -498,9 +539,11 @@ impl Session {
             let credit = t.conn_credit();
             let idle = !self.streams.iter().any(|s| {
                 s.state == StreamState::Connected
-                    && s.reliable
+                    && (s
+                        .reliable
                         .as_ref()
                         .is_some_and(|r| r.send.wants_to_send(credit))
+                        || s.mux.as_ref().is_some_and(|m| m.may_want_to_send()))
             });
             if idle && t.window_allows(1) {
                 if let Some(e) = t.recovery.early_copy_time(delay) {
@@ -539,6 +582,20 @@ fn apply_fate(
                 }
             }
         }
+        (
+            SentFrame::ChannelData { stream, .. }
+            | SentFrame::Control { stream, .. }
+            | SentFrame::MaxChannelData(stream, _)
+            | SentFrame::MaxControlData(stream),
+            fate,
+        ) => {
+            if let Some(m) = streams
+                .get_mut(usize::from(stream))
+                .and_then(|s| s.mux.as_mut())
+            {
+                m.on_fate(f, fate);
+            }
+        }
         (SentFrame::MaxData, Fate::Lost) => *max_data_dirty = true,
         (SentFrame::Close(stream, reason), Fate::Lost) => {
             if let Some(s) = streams.get_mut(usize::from(stream)) {
@@ -558,8 +615,9 @@ fn apply_fate(
 }
 
 /// Fills up to `room` bytes with stream data, round-robin over streams with something to
-/// send (one chunk per stream per turn, so one bulk stream cannot starve the others).
-/// Returns whether anything was written.
+/// send (one chunk per stream per turn, so one bulk stream cannot starve the others). A
+/// multiplexing stream's turn alternates between its plain data and its channels (which
+/// take their own round-robin turns). Returns whether anything was written.
 fn fill_stream_data(
     t: &mut crate::transport::state::Transport,
     streams: &mut [crate::stream::Stream],
@@ -579,36 +637,55 @@ fn fill_stream_data(
         let left = end - out.len();
         let s = &mut streams[i];
         i = (i + 1) % n;
-        let Some(r) = s
-            .reliable
-            .as_mut()
-            .filter(|_| s.state == StreamState::Connected)
-        else {
+        if s.state != StreamState::Connected {
             idle_turns += 1;
             continue;
-        };
-        let overhead =
-            3 + varint::encoded_len(r.send.write_end()) + varint::encoded_len(left as u64);
-        if left <= overhead {
-            break;
         }
-        match r.send.next_chunk(left - overhead, t.conn_credit()) {
-            Some(c) => {
-                Frame::emit_stream_header(out, s.id.0, c.offset, c.len, c.fin);
-                r.send.copy_chunk(c.offset, c.len, out);
-                t.data_sent += c.new_bytes as u64;
-                record.push(SentFrame::Stream {
-                    stream: s.id.0,
-                    offset: c.offset,
-                    len: c.len as u32,
-                    fin: c.fin,
-                });
-                wrote = true;
-                idle_turns = 0;
-                t.next_stream = i;
-            }
-            None => idle_turns += 1,
+        let plain_first = s.mux.as_mut().is_none_or(|m| m.take_plain_turn());
+        let turn = if plain_first {
+            plain_chunk(t, s, out, left, record)
+                || s.mux.as_mut().is_some_and(|m| m.emit_chunk(out, left, record))
+        } else {
+            s.mux.as_mut().is_some_and(|m| m.emit_chunk(out, left, record))
+                || plain_chunk(t, s, out, left, record)
+        };
+        if turn {
+            wrote = true;
+            idle_turns = 0;
+            t.next_stream = i;
+        } else {
+            idle_turns += 1;
         }
     }
     wrote
+}
+
+/// One chunk of a reliable stream's plain data (channel 0) into at most `left` bytes.
+fn plain_chunk(
+    t: &mut crate::transport::state::Transport,
+    s: &mut crate::stream::Stream,
+    out: &mut BytesMut,
+    left: usize,
+    record: &mut SentPacket,
+) -> bool {
+    let Some(r) = s.reliable.as_mut() else {
+        return false;
+    };
+    let overhead = 3 + varint::encoded_len(r.send.write_end()) + varint::encoded_len(left as u64);
+    if left <= overhead {
+        return false;
+    }
+    let Some(c) = r.send.next_chunk(left - overhead, t.conn_credit()) else {
+        return false;
+    };
+    Frame::emit_stream_header(out, s.id.0, c.offset, c.len, c.fin);
+    r.send.copy_chunk(c.offset, c.len, out);
+    t.data_sent += c.new_bytes as u64;
+    record.push(SentFrame::Stream {
+        stream: s.id.0,
+        offset: c.offset,
+        len: c.len as u32,
+        fin: c.fin,
+    });
+    true
 }

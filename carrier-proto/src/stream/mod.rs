@@ -38,6 +38,8 @@ pub(crate) struct Stream {
     pub(crate) reliable: Option<Reliable>,
     /// Our CLOSE of this stream was lost: send it again.
     pub(crate) close_pending: Option<crate::types::CloseReason>,
+    /// The channels, for MULTIPLEXING streams (created when the session starts).
+    pub(crate) mux: Option<alloc::boxed::Box<crate::channel::Mux>>,
 }
 
 impl Stream {
@@ -49,12 +51,17 @@ impl Stream {
             state: StreamState::Raw,
             reliable: None,
             close_pending: None,
+            mux: None,
         }
     }
 
     /// Whether a remote media section describes the same kind of stream.
     pub(crate) fn matches(&self, stream_type: StreamType, options: StreamOptions) -> bool {
         self.stream_type == stream_type && self.options == options.normalized()
+    }
+
+    pub(crate) fn is_multiplexing(&self) -> bool {
+        self.options.contains(StreamOptions::MULTIPLEXING)
     }
 
     pub(crate) fn is_reliable(&self) -> bool {

@@ -30,6 +30,30 @@ pub(crate) enum SentFrame {
     /// A CLOSE of a stream, with its reason (sent again if lost, so the peer always learns
     /// of it). A session CLOSE is not tracked: the session is gone once it is sent.
     Close(u8, crate::types::CloseReason),
+    /// Bytes of a channel of a reliable multiplexing stream.
+    ChannelData {
+        stream: u8,
+        channel: u64,
+        offset: u64,
+        len: u32,
+        fin: bool,
+    },
+    /// Bytes of a stream's channel control stream.
+    Control { stream: u8, offset: u64, len: u32 },
+    /// A channel credit update (resend the current value).
+    MaxChannelData(u8, u64),
+    /// A control-stream credit update (resend the current value).
+    MaxControlData(u8),
+}
+
+impl SentFrame {
+    /// Stream, channel or control bytes (what early retransmission copies).
+    pub(crate) fn is_data(&self) -> bool {
+        matches!(
+            self,
+            SentFrame::Stream { .. } | SentFrame::ChannelData { .. } | SentFrame::Control { .. }
+        )
+    }
 }
 
 /// How many of the newest packets early retransmission looks at (it is for the tail of
@@ -468,7 +492,7 @@ impl Recovery {
             self.sent[i].as_ref().is_some_and(|p| {
                 !p.copied
                     && now >= p.time_sent + delay
-                    && p.frames().any(|f| matches!(f, SentFrame::Stream { .. }))
+                    && p.frames().any(|f| f.is_data())
             })
         })?;
         let p = self.sent[i].as_mut()?;
@@ -482,7 +506,7 @@ impl Recovery {
         self.sent
             .range(start..)
             .flatten()
-            .filter(|p| !p.copied && p.frames().any(|f| matches!(f, SentFrame::Stream { .. })))
+            .filter(|p| !p.copied && p.frames().any(|f| f.is_data()))
             .map(|p| p.time_sent + delay)
             .min()
     }
