@@ -443,7 +443,9 @@ impl Mux {
     ) -> Result<(), MuxError> {
         let backlog = &mut self.backlog;
         self.ctl_recv
-            .on_data(offset, data, false, |bytes| backlog.extend_from_slice(&bytes))
+            .on_data(offset, data, false, |bytes| {
+                backlog.extend_from_slice(&bytes)
+            })
             .map_err(|_| MuxError::FlowControl)?;
         self.process_backlog(ctx, session, now)
     }

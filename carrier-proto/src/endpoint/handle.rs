@@ -1,12 +1,12 @@
 //! [`SessionMut`]: the application's handle on one session.
 
 use super::Context;
+use crate::channel::{ChannelId, ChannelState};
 use crate::error::Error;
 use crate::negotiation::{Answer, Offer, PendingOffer, Reply};
 use crate::session::{Session, SessionId, SessionPhase};
 use crate::stream::StreamId;
 use crate::time::Instant;
-use crate::channel::{ChannelId, ChannelState};
 use crate::types::{CloseReason, StreamOptions, StreamState, StreamType, TransportInfo};
 
 /// A session of an [`Endpoint`](crate::Endpoint), borrowed for the calls the application
@@ -275,7 +275,11 @@ impl SessionMut<'_> {
     }
 
     /// A live channel's state (a closed channel is [`ChannelError::UnknownChannel`](crate::ChannelError::UnknownChannel)).
-    pub fn channel_state(&self, stream: StreamId, channel: ChannelId) -> Result<ChannelState, Error> {
+    pub fn channel_state(
+        &self,
+        stream: StreamId,
+        channel: ChannelId,
+    ) -> Result<ChannelState, Error> {
         self.session.channel_state(stream, channel)
     }
 

@@ -364,7 +364,10 @@ impl<'a> FrameIter<'a> {
                 let trunc = PacketError::TruncatedFrame("control credit");
                 let (&stream, mut rest) = body.split_first().ok_or(trunc)?;
                 let max = varint::read(&mut rest).ok_or(trunc)?;
-                (Frame::MaxControlData { stream, max }, body.len() - rest.len())
+                (
+                    Frame::MaxControlData { stream, max },
+                    body.len() - rest.len(),
+                )
             }
             // Control records belong inside a CONTROL frame, never loose in a packet.
             t if is_channel_frame(t) && !is_control_record(t) => {

@@ -19,9 +19,9 @@
 mod check;
 mod frame;
 
+pub use crate::channel::ChannelFrame;
 pub use crate::transport::ack::{AckFrame, AckFrameRanges};
 pub use check::{Check, CheckAck, TRANSACTION_ID_LEN};
-pub use crate::channel::ChannelFrame;
 pub use frame::{Frame, FrameIter, MAX_ACK_RANGES, SESSION_SCOPE};
 
 use core::fmt;

@@ -296,7 +296,10 @@ impl Session {
         let mut keepalives = Vec::new();
         for i in 0..self.streams.len() {
             let s = &mut self.streams[i];
-            let Some(mux) = s.mux.as_deref_mut().filter(|_| s.state == StreamState::Connected)
+            let Some(mux) = s
+                .mux
+                .as_deref_mut()
+                .filter(|_| s.state == StreamState::Connected)
             else {
                 continue;
             };

@@ -81,7 +81,12 @@ impl Session {
 
     /// Sends frames at once on the selected pair (with a pending ACK, if any); false if
     /// there is no path yet.
-    pub(super) fn send_frames(&mut self, ctx: &mut Context, now: Instant, frames: &[Frame<'_>]) -> bool {
+    pub(super) fn send_frames(
+        &mut self,
+        ctx: &mut Context,
+        now: Instant,
+        frames: &[Frame<'_>],
+    ) -> bool {
         self.build_packet(
             ctx,
             now,

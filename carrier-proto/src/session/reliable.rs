@@ -644,9 +644,13 @@ fn fill_stream_data(
         let plain_first = s.mux.as_mut().is_none_or(|m| m.take_plain_turn());
         let turn = if plain_first {
             plain_chunk(t, s, out, left, record)
-                || s.mux.as_mut().is_some_and(|m| m.emit_chunk(out, left, record))
+                || s.mux
+                    .as_mut()
+                    .is_some_and(|m| m.emit_chunk(out, left, record))
         } else {
-            s.mux.as_mut().is_some_and(|m| m.emit_chunk(out, left, record))
+            s.mux
+                .as_mut()
+                .is_some_and(|m| m.emit_chunk(out, left, record))
                 || plain_chunk(t, s, out, left, record)
         };
         if turn {

@@ -490,9 +490,7 @@ impl Recovery {
         let start = self.sent.len().saturating_sub(EARLY_WINDOW);
         let i = (start..self.sent.len()).find(|&i| {
             self.sent[i].as_ref().is_some_and(|p| {
-                !p.copied
-                    && now >= p.time_sent + delay
-                    && p.frames().any(|f| f.is_data())
+                !p.copied && now >= p.time_sent + delay && p.frames().any(|f| f.is_data())
             })
         })?;
         let p = self.sent[i].as_mut()?;

@@ -1,0 +1,712 @@
+//! Channels on the simulator: open / accept / refuse / close on both sides, data per
+//! channel, pend and resume as real flow control, no head-of-line blocking across channels,
+//! fair shares, unreliable channels with keepalive and timeout, and the limits.
+
+use core::time::Duration;
+
+use carrier_proto::packet::{ChannelFrame, Frame, FrameIter, Header};
+use carrier_proto::{
+    ChannelConfig, ChannelError, ChannelId, ChannelState, CloseReason, Config, Error, Event,
+    SessionId, StreamId, StreamOptions as O, StreamType as T,
+};
+use carrier_tests::netem::{Datagram, LinkConfig};
+use carrier_tests::sim::{Handshake, PeerIdx, Sim, stream_id};
+
+const RELIABLE_MUX: (T, O) = (T::Application, O::RELIABLE.union(O::MULTIPLEXING));
+const UNRELIABLE_MUX: (T, O) = (T::Application, O::MULTIPLEXING);
+
+/// Deterministic pseudo-random bytes.
+fn payload(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+/// Two peers with one multiplexing stream, connected; the link set afterwards.
+struct Setup {
+    sim: Sim,
+    hs: Handshake,
+    /// The stream's id (index 0 on both sides).
+    stream: StreamId,
+}
+
+impl Setup {
+    fn new(seed: u64, stream: (T, O), link: LinkConfig) -> Self {
+        Self::with_configs(seed, stream, link, Config::default(), Config::default())
+    }
+
+    fn with_configs(seed: u64, stream: (T, O), link: LinkConfig, a: Config, b: Config) -> Self {
+        let mut sim = Sim::new(seed);
+        let (pa, pb) = (sim.add_peer_with("alice", a), sim.add_peer_with("bob", b));
+        let hs = sim.handshake(pa, pb, &[stream]);
+        assert!(
+            sim.run_until_connected(&hs, 1),
+            "seed {seed}: no connection"
+        );
+        sim.set_link(pa, pb, link);
+        let stream = stream_id(&mut sim, pa, hs.offerer, 0);
+        Setup { sim, hs, stream }
+    }
+
+    /// (peer, session) of one side.
+    fn side(&self, offerer: bool) -> (PeerIdx, SessionId) {
+        if offerer {
+            (self.hs.offerer_peer, self.hs.offerer)
+        } else {
+            (self.hs.answerer_peer, self.hs.answerer)
+        }
+    }
+
+    fn events(&self, offerer: bool) -> &[(carrier_proto::Instant, Event)] {
+        &self.sim.peers[self.side(offerer).0].events
+    }
+
+    /// Runs until `pred` holds on one side's events (from index `from`), at most `limit`.
+    fn run_until_event(
+        &mut self,
+        offerer: bool,
+        limit: Duration,
+        mut pred: impl FnMut(&Event) -> bool,
+    ) -> bool {
+        let peer = self.side(offerer).0;
+        let deadline = self.sim.now + limit;
+        self.sim.run_until(deadline, |sim| {
+            sim.peers[peer].events.iter().any(|(_, e)| pred(e))
+        })
+    }
+
+    /// One side opens a channel with `cookie`, the other accepts; both see it opened.
+    fn open_accepted(&mut self, from_offerer: bool, cookie: &[u8]) -> ChannelId {
+        let (p, s) = self.side(from_offerer);
+        let now = self.sim.now;
+        let stream = self.stream;
+        let id = self
+            .sim
+            .session(p, s)
+            .open_channel(now, stream, cookie)
+            .unwrap();
+        assert_eq!(
+            self.sim.session(p, s).channel_state(stream, id),
+            Ok(ChannelState::Opening)
+        );
+        self.sim.drain(p);
+        let cookie_seen = Bytes::copy_from_slice(cookie);
+        assert!(
+            self.run_until_event(!from_offerer, Duration::from_secs(5), |e| matches!(
+                e,
+                Event::ChannelOpen { channel, cookie, .. } if *channel == id && *cookie == cookie_seen
+            )),
+            "the peer never saw the open"
+        );
+        let (q, t) = self.side(!from_offerer);
+        let now = self.sim.now;
+        self.sim
+            .session(q, t)
+            .accept_channel(now, stream, id)
+            .unwrap();
+        self.sim.drain(q);
+        assert!(
+            self.run_until_event(from_offerer, Duration::from_secs(5), |e| matches!(
+                e,
+                Event::ChannelOpened { channel, .. } if *channel == id
+            ))
+        );
+        assert!(self.events(!from_offerer).iter().any(|(_, e)| matches!(
+            e,
+            Event::ChannelOpened { channel, .. } if *channel == id
+        )));
+        id
+    }
+
+    /// The bytes one side received on a channel, in order.
+    fn received(&self, offerer: bool, id: ChannelId) -> Vec<u8> {
+        let mut out = Vec::new();
+        for (_, e) in self.events(offerer) {
+            if let Event::ChannelData { channel, data, .. } = e {
+                if *channel == id {
+                    out.extend_from_slice(data);
+                }
+            }
+        }
+        out
+    }
+
+    /// The close reasons one side saw for a channel.
+    fn closes(&self, offerer: bool, id: ChannelId) -> Vec<CloseReason> {
+        self.events(offerer)
+            .iter()
+            .filter_map(|(_, e)| match e {
+                Event::ChannelClosed {
+                    channel, reason, ..
+                } if *channel == id => Some(*reason),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Writes what fits of each `(channel, data, written)` from one side.
+    fn write_some(&mut self, from_offerer: bool, jobs: &mut [(ChannelId, Vec<u8>, usize)]) {
+        let (p, s) = self.side(from_offerer);
+        let now = self.sim.now;
+        let stream = self.stream;
+        for (id, data, written) in jobs.iter_mut() {
+            while *written < data.len() {
+                let end = (*written + 16 * 1024).min(data.len());
+                match self
+                    .sim
+                    .session(p, s)
+                    .write_channel(now, stream, *id, &data[*written..end])
+                {
+                    Ok(n) => *written += n,
+                    Err(Error::WouldBlock) => break,
+                    Err(e) => panic!("write_channel: {e}"),
+                }
+            }
+        }
+        self.sim.drain(p);
+    }
+
+    /// Pumps writes and the network until every job's bytes arrived or `limit` passes.
+    fn transfer(
+        &mut self,
+        from_offerer: bool,
+        jobs: &mut [(ChannelId, Vec<u8>, usize)],
+        limit: Duration,
+    ) -> bool {
+        let deadline = self.sim.now + limit;
+        loop {
+            self.write_some(from_offerer, jobs);
+            let done = jobs
+                .iter()
+                .all(|(id, data, _)| self.received(!from_offerer, *id).len() == data.len());
+            if done {
+                return true;
+            }
+            if self.sim.now >= deadline || !self.sim.step() {
+                return false;
+            }
+        }
+    }
+}
+
+use bytes::Bytes;
+
+#[test]
+fn open_accept_data_and_a_normal_close_deliver_everything_to_both_sides() {
+    let mut t = Setup::new(1, RELIABLE_MUX, LinkConfig::wan());
+    let a = t.open_accepted(true, b"ssh");
+    let b = t.open_accepted(false, b"from the answerer");
+    // Ids split by side: the offerer's odd, the answerer's even.
+    assert_eq!((a.as_u64() % 2, b.as_u64() % 2), (1, 0));
+    let data_a = payload(300_000, 1);
+    let data_b = payload(200_000, 2);
+    let mut jobs = vec![(a, data_a.clone(), 0), (b, data_b.clone(), 0)];
+    assert!(t.transfer(true, &mut jobs, Duration::from_secs(30)));
+    assert_eq!(t.received(false, a), data_a);
+    assert_eq!(t.received(false, b), data_b);
+    // And the other way on the same channel.
+    let back = payload(50_000, 3);
+    let mut jobs = vec![(a, back.clone(), 0)];
+    assert!(t.transfer(false, &mut jobs, Duration::from_secs(30)));
+    assert_eq!(t.received(true, a), back);
+
+    // A Normal close right after a write: the closer sees it closed at once, the peer gets
+    // every byte first and then the close.
+    let (p, s) = t.side(true);
+    let now = t.sim.now;
+    let tail = payload(100_000, 4);
+    let n = t
+        .sim
+        .session(p, s)
+        .write_channel(now, t.stream, a, &tail)
+        .unwrap();
+    assert_eq!(n, tail.len());
+    t.sim
+        .session(p, s)
+        .close_channel(now, t.stream, a, CloseReason::Normal)
+        .unwrap();
+    assert_eq!(t.closes(true, a), []);
+    t.sim.drain(p);
+    assert_eq!(t.closes(true, a), [CloseReason::Normal]);
+    assert_eq!(
+        t.sim.session(p, s).write_channel(now, t.stream, a, b"x"),
+        Err(Error::Channel(ChannelError::UnknownChannel))
+    );
+    assert!(
+        t.run_until_event(false, Duration::from_secs(30), |e| matches!(
+            e,
+            Event::ChannelClosed { channel, .. } if *channel == a
+        ))
+    );
+    assert_eq!(t.closes(false, a), [CloseReason::Normal]);
+    let mut expect = data_a.clone();
+    expect.extend_from_slice(&tail);
+    assert_eq!(t.received(false, a), expect, "data before the close");
+    // The close came after the last data event.
+    let events = t.events(false);
+    let close_at = events
+        .iter()
+        .position(|(_, e)| matches!(e, Event::ChannelClosed { channel, .. } if *channel == a))
+        .unwrap();
+    assert!(
+        !events[close_at..]
+            .iter()
+            .any(|(_, e)| matches!(e, Event::ChannelData { channel, .. } if *channel == a))
+    );
+    // Channel b is untouched.
+    let (q, r) = t.side(false);
+    assert_eq!(
+        t.sim.session(q, r).channel_state(t.stream, b),
+        Ok(ChannelState::Open)
+    );
+    assert_eq!(t.sim.session(q, r).channel_count(t.stream), Ok(1));
+}
+
+#[test]
+fn a_refused_open_reaches_the_opener_as_close_error() {
+    let mut t = Setup::new(2, RELIABLE_MUX, LinkConfig::wan());
+    let (p, s) = t.side(true);
+    let now = t.sim.now;
+    let id = t
+        .sim
+        .session(p, s)
+        .open_channel(now, t.stream, b"no")
+        .unwrap();
+    t.sim.drain(p);
+    assert!(
+        t.run_until_event(false, Duration::from_secs(5), |e| matches!(
+            e,
+            Event::ChannelOpen { .. }
+        ))
+    );
+    let (q, r) = t.side(false);
+    let now = t.sim.now;
+    t.sim
+        .session(q, r)
+        .refuse_channel(now, t.stream, id)
+        .unwrap();
+    t.sim.drain(q);
+    assert!(
+        t.run_until_event(true, Duration::from_secs(5), |e| matches!(
+            e,
+            Event::ChannelClosed { .. }
+        ))
+    );
+    assert_eq!(t.closes(true, id), [CloseReason::Error]);
+    assert_eq!(t.closes(false, id), [CloseReason::Error]);
+    assert!(
+        !t.events(true)
+            .iter()
+            .any(|(_, e)| matches!(e, Event::ChannelOpened { .. }))
+    );
+}
+
+#[test]
+fn refusing_incoming_data_tells_the_peer() {
+    // The original leaked the peer's channel when the app refused its data; here the app
+    // closes with Error and the peer hears of it.
+    let mut t = Setup::new(3, RELIABLE_MUX, LinkConfig::wan());
+    let id = t.open_accepted(true, b"x");
+    let mut jobs = vec![(id, payload(5000, 5), 0)];
+    t.write_some(true, &mut jobs);
+    assert!(
+        t.run_until_event(false, Duration::from_secs(5), |e| matches!(
+            e,
+            Event::ChannelData { .. }
+        ))
+    );
+    let (q, r) = t.side(false);
+    let now = t.sim.now;
+    t.sim
+        .session(q, r)
+        .close_channel(now, t.stream, id, CloseReason::Error)
+        .unwrap();
+    t.sim.drain(q);
+    assert!(
+        t.run_until_event(true, Duration::from_secs(5), |e| matches!(
+            e,
+            Event::ChannelClosed { .. }
+        ))
+    );
+    assert_eq!(t.closes(true, id), [CloseReason::Error]);
+    let (p, s) = t.side(true);
+    assert!(t.sim.session(p, s).channel_state(t.stream, id).is_err());
+}
+
+#[test]
+fn closing_the_session_closes_every_channel_on_both_sides() {
+    let mut t = Setup::new(4, RELIABLE_MUX, LinkConfig::wan());
+    let ids: Vec<_> = (0..6).map(|i| t.open_accepted(i % 2 == 0, b"c")).collect();
+    // One more left half-open on each side: Opening here, Incoming there.
+    let (p, s) = t.side(true);
+    let now = t.sim.now;
+    let pending = t
+        .sim
+        .session(p, s)
+        .open_channel(now, t.stream, b"late")
+        .unwrap();
+    t.sim.drain(p);
+    assert!(
+        t.run_until_event(false, Duration::from_secs(5), |e| matches!(
+            e,
+            Event::ChannelOpen { channel, .. } if *channel == pending
+        ))
+    );
+    let now = t.sim.now;
+    t.sim.ep(p).close_session(now, s).unwrap();
+    t.sim.drain(p);
+    t.sim.run_for(Duration::from_secs(2));
+    for &id in ids.iter().chain([&pending]) {
+        assert_eq!(t.closes(true, id), [CloseReason::Normal], "{id} here");
+        assert_eq!(
+            t.closes(false, id),
+            [CloseReason::Normal],
+            "{id} at the peer"
+        );
+    }
+}
+
+/// Parses a datagram's DATA frames of one channel: (offset, len) each.
+fn channel_data_frames(d: &Datagram, channel: ChannelId) -> Vec<(u64, usize)> {
+    let Ok((_, payload)) = Header::parse(&d.contents) else {
+        return Vec::new();
+    };
+    FrameIter::new(payload)
+        .filter_map(|f| match f {
+            Ok(Frame::Channel(ChannelFrame::Data {
+                channel: c,
+                offset,
+                data,
+                ..
+            })) if c == channel.as_u64() => Some((offset, data.len())),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_loss_on_one_channel_does_not_hold_up_another() {
+    let mut t = Setup::new(5, RELIABLE_MUX, LinkConfig::wan());
+    let a = t.open_accepted(true, b"a");
+    let b = t.open_accepted(true, b"b");
+    // Drop the fifth packet that carries channel A's data, once.
+    let dropped = std::rc::Rc::new(std::cell::Cell::new(None::<u64>));
+    let seen = std::rc::Rc::new(std::cell::Cell::new(0));
+    let (d2, s2) = (dropped.clone(), seen.clone());
+    t.sim.drop_filter = Some(Box::new(move |_, d| {
+        let frames = channel_data_frames(d, a);
+        if frames.is_empty() || d2.get().is_some() {
+            return false;
+        }
+        s2.set(s2.get() + 1);
+        if s2.get() == 5 {
+            d2.set(Some(frames[0].0));
+            return true;
+        }
+        false
+    }));
+    let mut jobs = vec![(a, payload(200_000, 6), 0), (b, payload(200_000, 7), 0)];
+    assert!(t.transfer(true, &mut jobs, Duration::from_secs(30)));
+    let gap = dropped.get().expect("a packet of channel A was dropped");
+    assert_eq!(t.received(false, a), jobs[0].1);
+    assert_eq!(t.received(false, b), jobs[1].1);
+
+    // When did A deliver past the gap, and how far had it got before?
+    let events = t.events(false);
+    let mut a_bytes = 0u64;
+    let mut stall = None;
+    let mut fill = None;
+    for (i, (_, e)) in events.iter().enumerate() {
+        if let Event::ChannelData { channel, data, .. } = e {
+            if *channel == a {
+                if a_bytes <= gap && a_bytes + data.len() as u64 > gap {
+                    fill = Some(i);
+                    break;
+                }
+                a_bytes += data.len() as u64;
+                stall = Some(i);
+            }
+        }
+    }
+    let (stall, fill) = (stall.unwrap(), fill.unwrap());
+    assert_eq!(a_bytes, gap, "A stopped exactly at the lost packet");
+    let b_between: usize = events[stall..fill]
+        .iter()
+        .filter_map(|(_, e)| match e {
+            Event::ChannelData { channel, data, .. } if *channel == b => Some(data.len()),
+            _ => None,
+        })
+        .sum();
+    assert!(
+        b_between >= 5 * 1000,
+        "channel B delivered only {b_between} bytes while A waited for its retransmission"
+    );
+    assert!(events[fill].0 > events[stall].0, "A waited (virtual time)");
+}
+
+#[test]
+fn pend_stops_the_writer_and_resume_restarts_it_without_touching_other_channels() {
+    let mut t = Setup::new(6, RELIABLE_MUX, LinkConfig::wan());
+    let a = t.open_accepted(true, b"a");
+    let b = t.open_accepted(true, b"b");
+    let data_a = payload(2_000_000, 8);
+    let data_b = payload(600_000, 9);
+    let mut jobs = vec![(a, data_a.clone(), 0), (b, data_b.clone(), 0)];
+    t.write_some(true, &mut jobs);
+    t.sim.run_for(Duration::from_millis(150));
+    // The receiver pends A.
+    let (q, r) = t.side(false);
+    let now = t.sim.now;
+    t.sim.session(q, r).pend_channel(now, t.stream, a).unwrap();
+    t.sim.drain(q);
+    assert!(
+        t.run_until_event(true, Duration::from_secs(5), |e| matches!(
+            e,
+            Event::ChannelPending { channel, .. } if *channel == a
+        ))
+    );
+    // The writer is stopped: writes on A are refused, nothing new goes out.
+    let (p, s) = t.side(true);
+    let now = t.sim.now;
+    assert_eq!(
+        t.sim.session(p, s).write_channel(now, t.stream, a, b"more"),
+        Err(Error::WouldBlock)
+    );
+    assert_eq!(
+        t.sim.session(p, s).channel_writable_bytes(t.stream, a),
+        Ok(0)
+    );
+    // Let what was in flight land, then A must not grow while B finishes.
+    t.sim.run_for(Duration::from_millis(500));
+    let a_at_pend = t.received(false, a).len();
+    assert!(a_at_pend < data_a.len());
+    let mut only_b = vec![jobs[1].clone()];
+    assert!(t.transfer(true, &mut only_b, Duration::from_secs(30)));
+    assert_eq!(t.received(false, b), data_b, "pend on A never stops B");
+    assert_eq!(t.received(false, a).len(), a_at_pend, "nothing more on A");
+    // Resume: the writer hears of it and A completes intact.
+    let now = t.sim.now;
+    t.sim
+        .session(q, r)
+        .resume_channel(now, t.stream, a)
+        .unwrap();
+    t.sim.drain(q);
+    assert!(
+        t.run_until_event(true, Duration::from_secs(5), |e| matches!(
+            e,
+            Event::ChannelResumed { channel, .. } if *channel == a
+        ))
+    );
+    let mut only_a = vec![jobs[0].clone()];
+    assert!(t.transfer(true, &mut only_a, Duration::from_secs(60)));
+    assert_eq!(t.received(false, a), data_a);
+}
+
+#[test]
+fn two_bulk_channels_share_a_bottleneck_evenly() {
+    // 20 Mbit/s, 40 ms RTT: both channels always have data queued.
+    let link = LinkConfig::wan()
+        .with_delay(Duration::from_millis(20))
+        .with_bottleneck(20_000_000, 100_000);
+    let mut t = Setup::new(7, RELIABLE_MUX, link);
+    let a = t.open_accepted(true, b"a");
+    let b = t.open_accepted(true, b"b");
+    let mut jobs = vec![
+        (a, payload(20_000_000, 10), 0),
+        (b, payload(20_000_000, 11), 0),
+    ];
+    let deadline = t.sim.now + Duration::from_secs(4);
+    while t.sim.now < deadline {
+        t.write_some(true, &mut jobs);
+        assert!(t.sim.step());
+    }
+    let (ra, rb) = (t.received(false, a).len(), t.received(false, b).len());
+    assert!(ra > 2_000_000 && rb > 2_000_000, "{ra} / {rb}");
+    let ratio = ra as f64 / rb as f64;
+    assert!(
+        (0.9..=1.1).contains(&ratio),
+        "shares {ra} vs {rb} ({ratio:.3})"
+    );
+    assert_eq!(t.received(false, a), jobs[0].1[..ra]);
+    assert_eq!(t.received(false, b), jobs[1].1[..rb]);
+}
+
+#[test]
+fn many_channels_under_loss_each_arrive_intact() {
+    let mut t = Setup::new(8, RELIABLE_MUX, LinkConfig::wan().with_loss(0.05));
+    let mut jobs: Vec<_> = (0..24)
+        .map(|i| {
+            let id = t.open_accepted(i % 3 != 0, b"bulk");
+            (id, payload(20_000 + i * 3_000, 100 + i as u64), 0)
+        })
+        .collect();
+    // The offerer writes on all of them, whoever opened them.
+    assert!(t.transfer(true, &mut jobs, Duration::from_secs(120)));
+    for (id, data, _) in &jobs {
+        assert_eq!(&t.received(false, *id), data, "{id}");
+    }
+}
+
+#[test]
+fn unreliable_channels_carry_datagrams_keep_alive_and_time_out() {
+    let mut t = Setup::new(9, UNRELIABLE_MUX, LinkConfig::wan());
+    let id = t.open_accepted(true, b"voice");
+    let (p, s) = t.side(true);
+    let now = t.sim.now;
+    let max = t
+        .sim
+        .session(p, s)
+        .max_channel_datagram_size(t.stream, id)
+        .unwrap();
+    assert!(max > 1000);
+    for i in 0..10u8 {
+        t.sim
+            .session(p, s)
+            .write_channel(now, t.stream, id, &[i; 100])
+            .unwrap();
+    }
+    assert_eq!(
+        t.sim
+            .session(p, s)
+            .write_channel(now, t.stream, id, &vec![0; max + 1]),
+        Err(Error::PayloadTooLarge { len: max + 1, max })
+    );
+    t.sim.drain(p);
+    t.sim.run_for(Duration::from_millis(200));
+    let got: Vec<Bytes> = t
+        .events(false)
+        .iter()
+        .filter_map(|(_, e)| match e {
+            Event::ChannelData { channel, data, .. } if *channel == id => Some(data.clone()),
+            _ => None,
+        })
+        .collect();
+    // Datagrams: each exactly once, in any order (the link jitters).
+    let mut firsts: Vec<u8> = got.iter().map(|d| d[0]).collect();
+    firsts.sort_unstable();
+    assert_eq!(firsts, (0..10).collect::<Vec<u8>>());
+    assert!(got.iter().all(|d| d[..] == [d[0]; 100]));
+
+    // Idle for a minute: the keepalive holds the channel open on both sides.
+    t.sim.run_for(Duration::from_secs(60));
+    let (q, r) = t.side(false);
+    assert_eq!(
+        t.sim.session(p, s).channel_state(t.stream, id),
+        Ok(ChannelState::Open)
+    );
+    assert_eq!(
+        t.sim.session(q, r).channel_state(t.stream, id),
+        Ok(ChannelState::Open)
+    );
+
+    // The peer goes silent: both sides close the channel with Timeout, well before the
+    // session's own idle timeout (60 s).
+    let silent_from = t.sim.now;
+    let (pa, pb) = (t.hs.offerer_peer, t.hs.answerer_peer);
+    t.sim.partition(pa, pb, true);
+    assert!(
+        t.run_until_event(true, Duration::from_secs(30), |e| matches!(
+            e,
+            Event::ChannelClosed { .. }
+        ))
+    );
+    assert_eq!(t.closes(true, id), [CloseReason::Timeout]);
+    let at = t
+        .events(true)
+        .iter()
+        .find(|(_, e)| matches!(e, Event::ChannelClosed { .. }))
+        .unwrap()
+        .0;
+    let waited = at - silent_from;
+    assert!(
+        waited >= Duration::from_secs(15) && waited <= Duration::from_secs(21),
+        "closed after {waited:?}"
+    );
+    t.sim.run_for(Duration::from_secs(5));
+    assert_eq!(t.closes(false, id), [CloseReason::Timeout]);
+    assert!(t.sim.ep(pa).stats().channel_timeouts >= 1);
+}
+
+#[test]
+fn limits_are_enforced_for_our_calls_and_the_peers_opens() {
+    let small = ChannelConfig {
+        max_channels: 8,
+        max_cookie_len: 16,
+        max_pending_opens: 4,
+        ..ChannelConfig::default()
+    };
+    // Alice has the small limits; Bob is generous, so his opens test Alice's side.
+    let mut t = Setup::with_configs(
+        10,
+        RELIABLE_MUX,
+        LinkConfig::wan(),
+        Config::default().with_channels(small),
+        Config::default(),
+    );
+    let (p, s) = t.side(true);
+    let now = t.sim.now;
+    let stream = t.stream;
+    assert_eq!(
+        t.sim.session(p, s).open_channel(now, stream, &[0; 17]),
+        Err(Error::Channel(ChannelError::CookieTooLong {
+            len: 17,
+            max: 16
+        }))
+    );
+    for _ in 0..4 {
+        t.sim
+            .session(p, s)
+            .open_channel(now, stream, b"ok")
+            .unwrap();
+    }
+    assert_eq!(
+        t.sim.session(p, s).open_channel(now, stream, b"ok"),
+        Err(Error::Channel(ChannelError::TooManyPendingOpens { max: 4 }))
+    );
+    t.sim.drain(p);
+    // Bob floods opens; Alice holds at most 4 unanswered and refuses the rest.
+    let (q, r) = t.side(false);
+    let mut bob_ids = Vec::new();
+    for _ in 0..50 {
+        let now = t.sim.now;
+        bob_ids.push(
+            t.sim
+                .session(q, r)
+                .open_channel(now, stream, b"flood")
+                .unwrap(),
+        );
+    }
+    t.sim.drain(q);
+    t.sim.run_for(Duration::from_secs(2));
+    let incoming = t
+        .events(true)
+        .iter()
+        .filter(|(_, e)| matches!(e, Event::ChannelOpen { .. }))
+        .count();
+    assert_eq!(
+        incoming, 4,
+        "Alice holds only max_pending_opens of Bob's opens"
+    );
+    assert!(t.sim.session(p, s).channel_count(stream).unwrap() <= 8);
+    assert_eq!(t.sim.ep(p).stats().channel_opens_refused, 46);
+    let refused = bob_ids
+        .iter()
+        .filter(|id| t.closes(false, **id) == [CloseReason::Error])
+        .count();
+    assert_eq!(refused, 46, "Bob hears of every refusal");
+    // A non-multiplexing stream has no channels.
+    let mut u = Setup::new(11, (T::Application, O::RELIABLE), LinkConfig::wan());
+    let (p, s) = u.side(true);
+    let now = u.sim.now;
+    let stream = u.stream;
+    assert_eq!(
+        u.sim.session(p, s).open_channel(now, stream, b""),
+        Err(Error::Channel(ChannelError::NotMultiplexing))
+    );
+}
