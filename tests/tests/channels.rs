@@ -451,6 +451,47 @@ fn a_loss_on_one_channel_does_not_hold_up_another() {
 }
 
 #[test]
+fn out_of_order_data_is_bounded_across_channels_and_still_arrives() {
+    // A budget of 4 out-of-order segments for the whole stream: with a packet of each
+    // channel lost, a packet with data beyond the budget is left unacknowledged and sent
+    // again, never held, never lost.
+    let mut transport = carrier_proto::TransportConfig::default();
+    transport.max_reassembly_segments = 4;
+    let config = Config::default().with_transport(transport);
+    let mut t = Setup::with_configs(12, RELIABLE_MUX, LinkConfig::wan(), config.clone(), config);
+    let ids: Vec<_> = (0..3).map(|_| t.open_accepted(true, b"x")).collect();
+    let lost = std::rc::Rc::new(std::cell::RefCell::new(std::collections::BTreeSet::new()));
+    let lost2 = lost.clone();
+    let ids2 = ids.clone();
+    t.sim.drop_filter = Some(Box::new(move |_, d| {
+        // One data packet of each channel, well into the transfer, is lost once.
+        for id in &ids2 {
+            if channel_data_frames(d, *id).iter().any(|&(o, _)| o > 60_000)
+                && lost2.borrow_mut().insert(*id)
+            {
+                return true;
+            }
+        }
+        false
+    }));
+    let mut jobs: Vec<_> = ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| (*id, payload(150_000, 40 + i as u64), 0))
+        .collect();
+    assert!(t.transfer(true, &mut jobs, Duration::from_secs(60)));
+    for (id, data, _) in &jobs {
+        assert_eq!(&t.received(false, *id), data);
+    }
+    assert_eq!(lost.borrow().len(), 3);
+    let (q, _) = t.side(false);
+    assert!(
+        t.sim.ep(q).stats().packets_refused_busy > 0,
+        "packets with segments past the budget were left unacknowledged"
+    );
+}
+
+#[test]
 fn pend_stops_the_writer_and_resume_restarts_it_without_touching_other_channels() {
     let mut t = Setup::new(6, RELIABLE_MUX, LinkConfig::wan());
     let a = t.open_accepted(true, b"a");
@@ -709,4 +750,185 @@ fn limits_are_enforced_for_our_calls_and_the_peers_opens() {
         u.sim.session(p, s).open_channel(now, stream, b""),
         Err(Error::Channel(ChannelError::NotMultiplexing))
     );
+}
+
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+    use std::collections::{BTreeMap, BTreeSet};
+
+    /// One application call (or the passage of time) on one side.
+    #[derive(Clone, Debug)]
+    enum Op {
+        Open(bool),
+        Accept(bool, usize),
+        Refuse(bool, usize),
+        Write(bool, usize, usize),
+        Close(bool, usize, CloseReason),
+        Pend(bool, usize),
+        Resume(bool, usize),
+        Run(u64),
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        let reason = prop_oneof![
+            Just(CloseReason::Normal),
+            Just(CloseReason::Timeout),
+            Just(CloseReason::Error)
+        ];
+        prop_oneof![
+            3 => any::<bool>().prop_map(Op::Open),
+            3 => (any::<bool>(), any::<usize>()).prop_map(|(s, i)| Op::Accept(s, i)),
+            1 => (any::<bool>(), any::<usize>()).prop_map(|(s, i)| Op::Refuse(s, i)),
+            3 => (any::<bool>(), any::<usize>(), 0..40_000usize)
+                .prop_map(|(s, i, n)| Op::Write(s, i, n)),
+            1 => (any::<bool>(), any::<usize>(), reason).prop_map(|(s, i, r)| Op::Close(s, i, r)),
+            1 => (any::<bool>(), any::<usize>()).prop_map(|(s, i)| Op::Pend(s, i)),
+            1 => (any::<bool>(), any::<usize>()).prop_map(|(s, i)| Op::Resume(s, i)),
+            2 => (1..300u64).prop_map(Op::Run),
+        ]
+    }
+
+    /// The channels one side has heard of: its opens and the peer's.
+    fn known(t: &Setup, offerer: bool, ours: &BTreeSet<ChannelId>) -> BTreeSet<ChannelId> {
+        let mut all = ours.clone();
+        for (_, e) in t.events(offerer) {
+            if let Event::ChannelOpen { channel, .. } = e {
+                all.insert(*channel);
+            }
+        }
+        all
+    }
+
+    fn pick(set: &BTreeSet<ChannelId>, i: usize) -> Option<ChannelId> {
+        (!set.is_empty()).then(|| *set.iter().nth(i % set.len()).unwrap())
+    }
+
+    fn run(ops: Vec<Op>, reliable: bool, loss: f64, closer_is_offerer: bool) {
+        let kind = if reliable {
+            RELIABLE_MUX
+        } else {
+            UNRELIABLE_MUX
+        };
+        let mut t = Setup::new(77, kind, LinkConfig::wan().with_loss(loss));
+        let mut ours: BTreeMap<bool, BTreeSet<ChannelId>> = BTreeMap::new();
+        let stream = t.stream;
+        for op in ops {
+            let now = t.sim.now;
+            let side = match op {
+                Op::Open(s)
+                | Op::Accept(s, _)
+                | Op::Refuse(s, _)
+                | Op::Write(s, ..)
+                | Op::Close(s, ..)
+                | Op::Pend(s, _)
+                | Op::Resume(s, _) => s,
+                Op::Run(ms) => {
+                    t.sim.run_for(Duration::from_millis(ms));
+                    continue;
+                }
+            };
+            let mine = ours.entry(side).or_default().clone();
+            let all = known(&t, side, &mine);
+            let (p, s) = t.side(side);
+            let mut h = t.sim.session(p, s);
+            // Errors are fine (a channel closed meanwhile, a full buffer, a limit): the
+            // property is about what the core does, not about the calls being valid.
+            match op {
+                Op::Open(_) => {
+                    if let Ok(id) = h.open_channel(now, stream, b"prop") {
+                        ours.entry(side).or_default().insert(id);
+                    }
+                }
+                Op::Accept(_, i) => {
+                    if let Some(id) = pick(&all, i) {
+                        let _ = h.accept_channel(now, stream, id);
+                    }
+                }
+                Op::Refuse(_, i) => {
+                    if let Some(id) = pick(&all, i) {
+                        let _ = h.refuse_channel(now, stream, id);
+                    }
+                }
+                Op::Write(_, i, n) => {
+                    if let Some(id) = pick(&all, i) {
+                        let n = if reliable { n } else { n % 1000 };
+                        let _ = h.write_channel(now, stream, id, &payload(n, n as u64));
+                    }
+                }
+                Op::Close(_, i, reason) => {
+                    if let Some(id) = pick(&all, i) {
+                        let _ = h.close_channel(now, stream, id, reason);
+                    }
+                }
+                Op::Pend(_, i) => {
+                    if let Some(id) = pick(&all, i) {
+                        let _ = h.pend_channel(now, stream, id);
+                    }
+                }
+                Op::Resume(_, i) => {
+                    if let Some(id) = pick(&all, i) {
+                        let _ = h.resume_channel(now, stream, id);
+                    }
+                }
+                Op::Run(_) => unreachable!(),
+            }
+            t.sim.drain(p);
+        }
+        // Close the session from one side; a lost session CLOSE ends the other side by
+        // its idle timeout, so give it that long.
+        let (p, s) = t.side(closer_is_offerer);
+        let now = t.sim.now;
+        t.sim.ep(p).close_session(now, s).unwrap();
+        t.sim.drain(p);
+        t.sim.run_for(Duration::from_secs(75));
+        for side in [true, false] {
+            let mine = ours.get(&side).cloned().unwrap_or_default();
+            let all = known(&t, side, &mine);
+            let mut closed: BTreeMap<ChannelId, usize> = BTreeMap::new();
+            for (_, e) in t.events(side) {
+                match e {
+                    Event::ChannelClosed { channel, .. } => {
+                        *closed.entry(*channel).or_default() += 1;
+                    }
+                    Event::ChannelData { channel, .. }
+                    | Event::ChannelOpened { channel, .. }
+                    | Event::ChannelPending { channel, .. }
+                    | Event::ChannelResumed { channel, .. } => {
+                        assert!(
+                            !closed.contains_key(channel),
+                            "side {side}: an event for {channel} after its close"
+                        );
+                    }
+                    _ => {}
+                }
+            }
+            for id in &all {
+                assert_eq!(
+                    closed.get(id),
+                    Some(&1),
+                    "side {side}: {id} must end with exactly one ChannelClosed"
+                );
+            }
+            assert_eq!(
+                closed.len(),
+                all.len(),
+                "side {side}: closes for unknown channels"
+            );
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
+
+        #[test]
+        fn every_channel_ends_closed_on_both_sides(
+            ops in proptest::collection::vec(op(), 0..100),
+            reliable: bool,
+            loss in prop_oneof![Just(0.0), Just(0.05), Just(0.2)],
+            closer: bool,
+        ) {
+            run(ops, reliable, loss, closer);
+        }
+    }
 }

@@ -49,8 +49,8 @@ use crate::transport::send_stream::SendStream;
 use crate::transport::varint;
 use crate::types::CloseReason;
 
-/// Most out-of-order segments one channel (or the control stream) holds.
-const MAX_SEGMENTS: usize = 1024;
+/// Most out-of-order segments the control stream holds (records are small and few).
+const CONTROL_SEGMENTS: usize = 256;
 
 /// One channel's transport state.
 #[derive(Debug)]
@@ -72,7 +72,7 @@ struct ChannelIo {
 }
 
 impl ChannelIo {
-    fn new(cfg: &ChannelConfig, reliable: bool, now: Instant) -> Self {
+    fn new(cfg: &ChannelConfig, reliable: bool, max_segments: usize, now: Instant) -> Self {
         let (buffer, window) = if reliable {
             (
                 cfg.send_buffer,
@@ -83,7 +83,7 @@ impl ChannelIo {
         };
         ChannelIo {
             send: SendStream::new(buffer, INITIAL_CHANNEL_CREDIT),
-            recv: RecvStream::new(window, MAX_SEGMENTS),
+            recv: RecvStream::new(window, max_segments),
             queued: false,
             credit_queued: false,
             want_writable: false,
@@ -102,6 +102,8 @@ pub(crate) enum MuxError {
     FlowControl,
     /// A control record that cannot be parsed, or a packet frame inside the control stream.
     BadControl,
+    /// Out-of-order data with no room to hold it: the packet must not be acknowledged.
+    Busy,
 }
 
 /// The channels of one MULTIPLEXING stream.
@@ -135,10 +137,22 @@ pub(crate) struct Mux {
     timer: Instant,
     /// See [`Self::take_plain_turn`].
     plain_turn: bool,
+    /// Most out-of-order segments held across all channels (each pins a datagram).
+    max_segments: usize,
+    /// Out-of-order segments held across all channels now.
+    segments_held: usize,
 }
 
 impl Mux {
-    pub(crate) fn new(stream: u8, side: Side, reliable: bool, cfg: &ChannelConfig) -> Self {
+    /// The channels of stream `stream`, on `side` of the session. `max_segments` bounds the
+    /// out-of-order segments held across all its channels.
+    pub(crate) fn new(
+        stream: u8,
+        side: Side,
+        reliable: bool,
+        cfg: &ChannelConfig,
+        max_segments: usize,
+    ) -> Self {
         let window = cfg.control_window();
         Mux {
             stream,
@@ -147,7 +161,7 @@ impl Mux {
             actions: VecDeque::new(),
             scratch: BytesMut::new(),
             ctl_send: SendStream::new(window as usize, window),
-            ctl_recv: RecvStream::new(window, MAX_SEGMENTS),
+            ctl_recv: RecvStream::new(window, CONTROL_SEGMENTS),
             backlog: Vec::new(),
             backlog_pos: 0,
             ctl_credit_dirty: false,
@@ -158,6 +172,8 @@ impl Mux {
             drained: VecDeque::new(),
             timer: Instant::FAR_FUTURE,
             plain_turn: false,
+            max_segments,
+            segments_held: 0,
             cfg: cfg.clone(),
         }
     }
@@ -194,8 +210,7 @@ impl Mux {
     ) -> Result<ChannelId, ChannelError> {
         self.check_room()?;
         let id = self.table.open(cookie, &mut self.actions)?;
-        self.channels
-            .insert(id.0, ChannelIo::new(&self.cfg, self.reliable, now));
+        self.insert_channel(id.0, now);
         self.apply(ctx, session, now);
         Ok(id)
     }
@@ -339,6 +354,7 @@ impl Mux {
         self.table.close_all(reason, &mut self.actions);
         self.apply(ctx, session, Instant::ZERO);
         self.channels.clear();
+        self.segments_held = 0;
         self.ready.clear();
         self.credit.clear();
         self.writable.clear();
@@ -346,6 +362,22 @@ impl Mux {
         self.backlog = Vec::new();
         self.backlog_pos = 0;
         self.timer = Instant::FAR_FUTURE;
+    }
+
+    fn insert_channel(&mut self, id: u64, now: Instant) {
+        let io = ChannelIo::new(&self.cfg, self.reliable, self.max_segments, now);
+        self.channels.insert(id, io);
+    }
+
+    /// Drops a channel's transport state. Returns whether it existed.
+    fn remove_channel(&mut self, id: u64) -> bool {
+        let Some(io) = self.channels.remove(&id) else {
+            return false;
+        };
+        self.segments_held = self
+            .segments_held
+            .saturating_sub(io.recv.buffered_segments());
+        true
     }
 
     // ---- the table's output ----
@@ -373,8 +405,7 @@ impl Mux {
         let stream = self.sid();
         let event = match e {
             ChannelEvent::Open { id, cookie } => {
-                self.channels
-                    .insert(id.0, ChannelIo::new(&self.cfg, self.reliable, now));
+                self.insert_channel(id.0, now);
                 Event::ChannelOpen {
                     session,
                     stream,
@@ -404,7 +435,7 @@ impl Mux {
             }
             ChannelEvent::Closed { id, reason } => {
                 if self.channels.get(&id.0).is_some_and(|io| !io.draining) {
-                    self.channels.remove(&id.0);
+                    self.remove_channel(id.0);
                 }
                 Event::ChannelClosed {
                     session,
@@ -446,7 +477,10 @@ impl Mux {
             .on_data(offset, data, false, |bytes| {
                 backlog.extend_from_slice(&bytes)
             })
-            .map_err(|_| MuxError::FlowControl)?;
+            .map_err(|e| match e {
+                RecvError::Busy => MuxError::Busy,
+                _ => MuxError::FlowControl,
+            })?;
         self.process_backlog(ctx, session, now)
     }
 
@@ -551,6 +585,12 @@ impl Mux {
             ChannelFrame::Data {
                 offset, data, fin, ..
             } => {
+                // Past the stream's segment budget, out-of-order data is dropped (the peer
+                // sends it again), so a peer cannot pin datagrams across many channels.
+                if self.segments_held >= self.max_segments && offset > io.recv.delivered() {
+                    return Err(MuxError::Busy);
+                }
+                let before = io.recv.buffered_segments();
                 let data = datagram.slice_ref(data);
                 let result = io.recv.on_data(offset, data, fin, |bytes| {
                     ctx.emit(Event::ChannelData {
@@ -560,11 +600,14 @@ impl Mux {
                         data: bytes,
                     })
                 });
+                self.segments_held =
+                    (self.segments_held + io.recv.buffered_segments()).saturating_sub(before);
                 match result {
                     Ok(_) => Ok(()),
                     Err(RecvError::FlowControl | RecvError::FinalSize) => {
                         Err(MuxError::FlowControl)
                     }
+                    Err(RecvError::Busy) => Err(MuxError::Busy),
                 }
             }
             ChannelFrame::MaxChannelData { max, .. } => {
@@ -678,7 +721,14 @@ impl Mux {
     }
 
     /// Whether credit updates are due (they go even when the window is full).
-    pub(crate) fn has_control(&self) -> bool {
+    pub(crate) fn has_control(&mut self) -> bool {
+        // Drop entries of channels closed since they were queued.
+        while let Some(&id) = self.credit.front() {
+            if self.channels.contains_key(&id) {
+                break;
+            }
+            self.credit.pop_front();
+        }
         self.ctl_credit_dirty || !self.credit.is_empty()
     }
 
@@ -854,7 +904,7 @@ impl Mux {
                 break;
             }
             self.drained.pop_front();
-            if self.channels.remove(&id).is_some() {
+            if self.remove_channel(id) {
                 self.write_record(&OwnedChannelFrame {
                     stream: self.stream,
                     channel: ChannelId(id),

@@ -120,6 +120,9 @@ pub struct EndpointStats {
     pub channel_violations: u64,
     /// Unreliable channels closed with Timeout because the peer went silent.
     pub channel_timeouts: u64,
+    /// Packets left unacknowledged because out-of-order data in them had no room (the
+    /// peer sends them again; nothing is lost).
+    pub packets_refused_busy: u64,
 }
 
 /// A session table slot: a random tag (the id's high half) and maybe a session.

@@ -267,6 +267,7 @@ impl Session {
         match result {
             Ok(()) => {}
             Err(MuxError::FlowControl) => ctx.stats.flow_control_violations += 1,
+            Err(MuxError::Busy) => self.refused_rx = true,
             Err(MuxError::BadControl) => {
                 ctx.stats.channel_violations += 1;
                 if let Some(s) = self.streams.get(index) {

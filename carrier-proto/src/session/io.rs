@@ -266,15 +266,15 @@ impl Session {
             }
         }
         self.last_rx = now;
-        if !self
-            .transport
-            .on_packet_received(now, packet_number, eliciting)
-        {
+        if self.transport.is_duplicate(packet_number) {
             // Seen before: acknowledged again, not processed again (so a duplicated
             // datagram is not delivered twice).
+            self.transport
+                .on_packet_received(now, packet_number, eliciting);
             ctx.stats.dropped_duplicate += 1;
             return Ok(());
         }
+        self.refused_rx = false;
         for frame in FrameIter::new(payload).flatten() {
             match frame {
                 Frame::Padding | Frame::Ping => {}
@@ -303,6 +303,14 @@ impl Session {
             if self.phase == SessionPhase::Ended {
                 break;
             }
+        }
+        if self.refused_rx {
+            // Some data had no room: leave the packet unacknowledged, so the peer declares
+            // it lost and sends its data again (what we did take is deduplicated then).
+            ctx.stats.packets_refused_busy += 1;
+        } else {
+            self.transport
+                .on_packet_received(now, packet_number, eliciting);
         }
         Ok(())
     }

@@ -343,6 +343,7 @@ impl Session {
                     side,
                     s.is_reliable(),
                     &ctx.config.channels,
+                    ctx.config.transport.max_reassembly_segments,
                 )));
             }
         }

@@ -120,6 +120,9 @@ pub(crate) struct Session {
     next_packet_number: u64,
     pub(crate) last_rx: Instant,
     pub(crate) last_tx: Instant,
+    /// Set while a packet's frames are processed if one had to be refused for lack of
+    /// room: the packet is then not acknowledged, so the peer sends it again.
+    pub(crate) refused_rx: bool,
 }
 
 impl Session {
@@ -142,6 +145,7 @@ impl Session {
             next_packet_number: 0,
             last_rx: Instant::ZERO,
             last_tx: Instant::ZERO,
+            refused_rx: false,
         }
     }
 

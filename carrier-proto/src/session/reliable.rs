@@ -51,8 +51,8 @@ impl Session {
                 .any(|s| s.reliable.as_ref().is_some_and(|r| r.credit_dirty))
             || self
                 .streams
-                .iter()
-                .any(|s| s.mux.as_ref().is_some_and(|m| m.has_control()));
+                .iter_mut()
+                .any(|s| s.mux.as_mut().is_some_and(|m| m.has_control()));
         let credit = t.conn_credit();
         let has_data = self.streams.iter_mut().any(|s| {
             s.state == StreamState::Connected
@@ -104,36 +104,7 @@ impl Session {
         let Some(p) = self.transport.recovery.take_early_copy(now, delay) else {
             return false;
         };
-        let mut queued = false;
-        for f in p.frames() {
-            if let SentFrame::ChannelData { stream, .. } | SentFrame::Control { stream, .. } = f {
-                if let Some(m) = self
-                    .streams
-                    .get_mut(usize::from(stream))
-                    .and_then(|s| s.mux.as_mut())
-                {
-                    m.on_fate(f, Fate::Lost);
-                    queued = true;
-                }
-            }
-            if let SentFrame::Stream {
-                stream,
-                offset,
-                len,
-                fin,
-            } = f
-            {
-                if let Some(r) = self
-                    .streams
-                    .get_mut(usize::from(stream))
-                    .and_then(|s| s.reliable.as_mut())
-                {
-                    r.send.on_lost(offset, len as usize, fin);
-                    queued = true;
-                }
-            }
-        }
-        queued
+        requeue_copy(&mut self.streams, p.frames())
     }
 
     /// Whether we owe the peer a BLOCKED frame (we have data, no credit, and have not said so
@@ -341,6 +312,9 @@ impl Session {
         }
         if probe {
             t.probes = 2;
+            if let Some(p) = t.recovery.oldest_data_packet() {
+                requeue_copy(streams, p.frames());
+            }
         }
         if t.recovery.path_dead() {
             ctx.stats.dead_paths += 1;
@@ -428,6 +402,10 @@ impl Session {
                 true
             }
             Err(RecvError::FlowControl | RecvError::FinalSize) => false,
+            Err(RecvError::Busy) => {
+                self.refused_rx = true;
+                true
+            }
         }
     }
 
@@ -553,6 +531,43 @@ impl Session {
         }
         at
     }
+}
+
+/// Queues the data of a packet still in flight to be sent again (an early copy, or a
+/// probe's retransmission); the first acknowledgement of either copy counts. Returns
+/// whether anything was queued.
+fn requeue_copy(
+    streams: &mut [crate::stream::Stream],
+    frames: impl Iterator<Item = SentFrame>,
+) -> bool {
+    let mut queued = false;
+    for f in frames {
+        let Some(s) = (match f {
+            SentFrame::Stream { stream, .. }
+            | SentFrame::ChannelData { stream, .. }
+            | SentFrame::Control { stream, .. } => streams.get_mut(usize::from(stream)),
+            _ => None,
+        }) else {
+            continue;
+        };
+        match f {
+            SentFrame::Stream {
+                offset, len, fin, ..
+            } => {
+                if let Some(r) = s.reliable.as_mut() {
+                    r.send.on_lost(offset, len as usize, fin);
+                    queued = true;
+                }
+            }
+            _ => {
+                if let Some(m) = s.mux.as_mut() {
+                    m.on_fate(f, Fate::Lost);
+                    queued = true;
+                }
+            }
+        }
+    }
+    queued
 }
 
 /// Applies an acknowledged or lost frame to the stream it belongs to.

@@ -156,8 +156,6 @@ impl AckRanges {
 
     /// Whether `pn` is in one of the ranges (a number below the floor is not, even though
     /// [`insert`](Self::insert) refuses it).
-    // Inspection for tests and diagnostics; the send/receive paths do not need it.
-    #[cfg_attr(not(test), allow(dead_code))]
     pub(crate) fn contains(&self, pn: u64) -> bool {
         let i = self.ranges.partition_point(|&(_, hi)| hi < pn);
         self.ranges.get(i).is_some_and(|&(lo, _)| lo <= pn)
@@ -206,8 +204,6 @@ impl AckRanges {
     }
 
     /// Packet numbers below this are treated as already received.
-    // Inspection for tests and diagnostics; the send/receive paths do not need it.
-    #[cfg_attr(not(test), allow(dead_code))]
     pub(crate) fn floor(&self) -> u64 {
         self.floor
     }

@@ -498,6 +498,16 @@ impl Recovery {
         Some(p)
     }
 
+    /// The oldest packet in flight that carries stream, channel or control bytes: a probe
+    /// timeout sends its data again (as TCP's retransmission timeout does), so a peer that
+    /// refused out-of-order data gets the bytes it is missing, not more new ones.
+    pub(crate) fn oldest_data_packet(&self) -> Option<&SentPacket> {
+        self.sent
+            .iter()
+            .flatten()
+            .find(|p| p.frames().any(|f| f.is_data()))
+    }
+
     /// When the next early copy is due (see [`Recovery::take_early_copy`]).
     pub(crate) fn early_copy_time(&self, delay: Duration) -> Option<Instant> {
         let start = self.sent.len().saturating_sub(EARLY_WINDOW);

@@ -4,8 +4,9 @@
 //! In-order data is delivered as zero-copy slices of the received datagrams. Data that
 //! arrives ahead of a gap waits in `segments` (also slices, so no copy), bounded in bytes by
 //! the credit we granted and in count by `max_segments` (a peer sending 1-byte segments
-//! cannot pin unbounded datagram memory: past the limit a segment is dropped and the peer
-//! retransmits it).
+//! cannot pin unbounded datagram memory: past the limit a segment is refused with
+//! [`RecvError::Busy`], and the session then leaves the whole packet unacknowledged, so
+//! the peer sends it again: nothing is lost).
 
 use alloc::collections::BTreeMap;
 use bytes::Bytes;
@@ -18,6 +19,9 @@ pub(crate) enum RecvError {
     FlowControl,
     /// Data beyond, or a FIN that contradicts, the final size.
     FinalSize,
+    /// Out-of-order data with no room to hold it: not taken. The packet must not be
+    /// acknowledged, so that the peer sends the data again.
+    Busy,
 }
 
 /// The receiving half of a reliable stream.
@@ -86,8 +90,8 @@ impl RecvStream {
                 self.delivered += data.len() as u64;
                 deliver(data);
                 self.drain(&mut deliver);
-            } else {
-                self.store(offset, data);
+            } else if !self.store(offset, data) {
+                return Err(RecvError::Busy);
             }
         }
         Ok(self.check_finished())
@@ -101,11 +105,12 @@ impl RecvStream {
     }
 
     /// Keeps out-of-order data, trimmed against neighbours so segments never overlap.
-    fn store(&mut self, mut offset: u64, mut data: Bytes) {
+    /// Returns false if new data had to be refused (no room for another segment).
+    fn store(&mut self, mut offset: u64, mut data: Bytes) -> bool {
         if let Some((&o, d)) = self.segments.range(..=offset).next_back() {
             let prev_end = o + d.len() as u64;
             if prev_end >= offset + data.len() as u64 {
-                return; // entirely inside an existing segment
+                return true; // entirely inside an existing segment
             }
             if prev_end > offset {
                 data = data.slice((prev_end - offset) as usize..);
@@ -118,10 +123,14 @@ impl RecvStream {
                 data.truncate((next - offset) as usize);
             }
         }
-        if data.is_empty() || self.segments.len() >= self.max_segments {
-            return;
+        if data.is_empty() {
+            return true;
+        }
+        if self.segments.len() >= self.max_segments {
+            return false;
         }
         self.segments.insert(offset, data);
+        true
     }
 
     fn drain(&mut self, deliver: &mut impl FnMut(Bytes)) {
@@ -168,9 +177,12 @@ impl RecvStream {
         None
     }
 
+    /// Bytes delivered in order so far.
+    pub(crate) fn delivered(&self) -> u64 {
+        self.delivered
+    }
+
     /// Out-of-order segments held.
-    // Inspection for tests and diagnostics; the send/receive paths do not need it.
-    #[cfg_attr(not(test), allow(dead_code))]
     pub(crate) fn buffered_segments(&self) -> usize {
         self.segments.len()
     }
@@ -189,6 +201,40 @@ mod tests {
             })
             .unwrap();
         (out, done)
+    }
+
+    #[test]
+    fn out_of_order_data_past_the_segment_limit_is_refused_not_lost() {
+        let mut r = RecvStream::new(1 << 20, 2);
+        let mut got = Vec::new();
+        let mut take = |b: Bytes| got.extend_from_slice(&b);
+        assert_eq!(
+            r.on_data(10, Bytes::from_static(b"b"), false, &mut take),
+            Ok(false)
+        );
+        assert_eq!(
+            r.on_data(20, Bytes::from_static(b"c"), false, &mut take),
+            Ok(false)
+        );
+        assert_eq!(
+            r.on_data(30, Bytes::from_static(b"d"), false, &mut take),
+            Err(RecvError::Busy)
+        );
+        // Data already held, or in order, is still taken.
+        assert_eq!(
+            r.on_data(10, Bytes::from_static(b"b"), false, &mut take),
+            Ok(false)
+        );
+        assert_eq!(
+            r.on_data(0, Bytes::from_static(b"aaaaaaaaaa"), false, &mut take),
+            Ok(false)
+        );
+        assert_eq!(r.buffered_segments(), 1);
+        // The refused segment comes again and fits now.
+        assert_eq!(
+            r.on_data(30, Bytes::from_static(b"d"), false, &mut take),
+            Ok(false)
+        );
     }
 
     #[test]
@@ -218,7 +264,9 @@ mod tests {
         assert_eq!(e, Err(RecvError::FlowControl));
         run(&mut r, 2, b"a", false);
         run(&mut r, 4, b"b", false);
-        run(&mut r, 6, b"c", false); // over the segment limit: dropped, resent later
+        // Over the segment limit: refused (the packet goes unacknowledged, so it is resent).
+        let e = r.on_data(6, Bytes::from_static(b"c"), false, |_| {});
+        assert_eq!(e, Err(RecvError::Busy));
         assert_eq!(r.buffered_segments(), 2);
         run(&mut r, 0, b"xy", false);
         assert!(

@@ -125,6 +125,11 @@ impl Transport {
         self.peer_max_data.saturating_sub(self.data_sent)
     }
 
+    /// Whether packet `pn` was received (and processed) before.
+    pub(crate) fn is_duplicate(&self, pn: u64) -> bool {
+        pn < self.received.floor() || self.received.contains(pn)
+    }
+
     /// A packet arrived: note it for acknowledgement. Returns false for a duplicate.
     pub(crate) fn on_packet_received(
         &mut self,
