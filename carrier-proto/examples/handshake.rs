@@ -8,8 +8,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use carrier_proto::{
-    Answer, Config, Endpoint, Event, Input, Instant, Output, Reply, SdpLimits, StreamOptions,
-    StreamState, StreamType, Transmit,
+    Answer, CloseReason, Config, Endpoint, Event, Input, Instant, Output, Reply, SdpLimits,
+    StreamOptions, StreamState, StreamType, Transmit,
 };
 
 /// A datagram on its way, and when it lands.
@@ -48,8 +48,25 @@ fn drain(
                         let why = reason.map(|r| format!(" ({r:?})")).unwrap_or_default();
                         println!("  [{:>7.1} ms] {name}: {stream} → {state}{why}", ms(now));
                     }
-                    // Reliable-stream bytes are counted by the caller, not printed.
+                    // Reliable-stream and channel bytes are counted by the caller, not printed.
                     Event::StreamData { stream, .. } if stream.index() == 1 => {}
+                    Event::ChannelData { .. } => {}
+                    Event::ChannelOpen {
+                        channel, cookie, ..
+                    } => println!(
+                        "  [{:>7.1} ms] {name}: {channel} open requested, cookie {:?}",
+                        ms(now),
+                        String::from_utf8_lossy(cookie)
+                    ),
+                    Event::ChannelOpened { channel, .. } => {
+                        println!("  [{:>7.1} ms] {name}: {channel} opened", ms(now))
+                    }
+                    Event::ChannelClosed {
+                        channel, reason, ..
+                    } => println!(
+                        "  [{:>7.1} ms] {name}: {channel} closed ({reason:?})",
+                        ms(now)
+                    ),
                     Event::StreamData { stream, data, .. } => {
                         println!(
                             "  [{:>7.1} ms] {name}: {stream} data {:?}",
@@ -158,30 +175,8 @@ fn main() -> Result<(), carrier_proto::Error> {
     // (pacing, delayed ACKs), whichever comes first.
     let deadline = now + Duration::from_secs(10);
     while bulk_received < bulk.len() && now < deadline {
-        let timer = alice.next_timeout().min(bob.next_timeout());
-        let packet_first = wire.front().is_some_and(|d| d.at <= timer);
-        if !packet_first {
-            now = now.max(timer);
-            alice.handle_input(Input::Timeout(now));
-            drain("alice", &mut alice, now, &mut wire, true);
-            bob.handle_input(Input::Timeout(now));
-            drain("bob", &mut bob, now, &mut wire, false);
-            continue;
-        }
-        let Some(next) = wire.pop_front() else { break };
-        now = now.max(next.at);
-        let (name, ep, to_bob) = if next.to_bob {
-            ("bob", &mut bob, false)
-        } else {
-            ("alice", &mut alice, true)
-        };
-        ep.handle_input(Input::Receive {
-            now,
-            source: next.transmit.source,
-            destination: next.transmit.destination,
-            contents: next.transmit.contents,
-        });
-        for e in drain(name, ep, now, &mut wire, to_bob) {
+        let (name, events) = step(&mut alice, &mut bob, &mut wire, &mut now);
+        for e in events {
             if let Event::StreamData { stream, data, .. } = e {
                 if stream == files && name == "bob" {
                     bulk_received += data.len();
@@ -220,7 +215,57 @@ fn main() -> Result<(), carrier_proto::Error> {
         }
     }
 
-    println!("\n7. Peer 1 closes the session; peer 2 sees its streams close");
+    println!("\n7. Channels on the multiplexing stream: alice opens two, bob accepts them,");
+    println!("   alice sends 64 KiB on each and closes them; bob gets every byte, then the close");
+    let cookies: [&[u8]; 2] = [b"report.pdf", b"photo.jpg"];
+    let mut channels = Vec::new();
+    for cookie in cookies {
+        channels.push(alice.session(s1)?.open_channel(now, files, cookie)?);
+    }
+    drain("alice", &mut alice, now, &mut wire, true);
+    let payload = vec![0x5au8; 64 * 1024];
+    let (mut opened, mut closed, mut channel_bytes) = (0, 0, 0usize);
+    let channels_start = now;
+    let deadline = now + Duration::from_secs(10);
+    while closed < channels.len() && now < deadline {
+        let (name, events) = step(&mut alice, &mut bob, &mut wire, &mut now);
+        for e in events {
+            match e {
+                Event::ChannelOpen { channel, .. } if name == "bob" => {
+                    bob.session(s2)?.accept_channel(now, files, channel)?;
+                    drain("bob", &mut bob, now, &mut wire, false);
+                }
+                Event::ChannelOpened { channel, .. } if name == "alice" => {
+                    opened += 1;
+                    let taken = alice
+                        .session(s1)?
+                        .write_channel(now, files, channel, &payload)?;
+                    assert_eq!(taken, payload.len(), "the channel buffer takes it all");
+                    alice
+                        .session(s1)?
+                        .close_channel(now, files, channel, CloseReason::Normal)?;
+                    drain("alice", &mut alice, now, &mut wire, true);
+                }
+                Event::ChannelData { data, .. } if name == "bob" => channel_bytes += data.len(),
+                Event::ChannelClosed { .. } if name == "bob" => closed += 1,
+                _ => {}
+            }
+        }
+    }
+    assert_eq!(opened, channels.len());
+    assert_eq!(
+        channel_bytes,
+        channels.len() * payload.len(),
+        "every channel byte arrived"
+    );
+    println!(
+        "  bob got {} KiB over {} channels and both closes in {:.1} ms",
+        channel_bytes / 1024,
+        channels.len(),
+        now.saturating_duration_since(channels_start).as_secs_f64() * 1e3
+    );
+
+    println!("\n8. Peer 1 closes the session; peer 2 sees its streams close");
     alice.close_session(now, s1)?;
     drain("alice", &mut alice, now, &mut wire, true);
     // Alice's session is gone: only what is addressed to bob still matters.
@@ -240,6 +285,45 @@ fn main() -> Result<(), carrier_proto::Error> {
     assert_eq!(bulk_received, bulk.len(), "the reliable transfer completed");
     println!("\nalice {:?}\nbob   {:?}", alice.stats(), bob.stats());
     Ok(())
+}
+
+/// Moves the simulation on by one thing: delivers the next datagram, or fires the next
+/// timer (pacing, delayed ACKs, retransmissions), whichever comes first. Returns whose
+/// events came out.
+fn step(
+    alice: &mut Endpoint,
+    bob: &mut Endpoint,
+    wire: &mut VecDeque<InFlight>,
+    now: &mut Instant,
+) -> (&'static str, Vec<Event>) {
+    let timer = alice.next_timeout().min(bob.next_timeout());
+    let packet_first = wire.front().is_some_and(|d| d.at <= timer);
+    if !packet_first {
+        *now = (*now).max(timer);
+        alice.handle_input(Input::Timeout(*now));
+        let mut events = drain("alice", alice, *now, wire, true);
+        bob.handle_input(Input::Timeout(*now));
+        events.extend(drain("bob", bob, *now, wire, false));
+        // Timer events are printed by `drain`; none of them matters to the caller.
+        events.retain(|e| matches!(e, Event::StateChanged { .. }));
+        return ("timer", events);
+    }
+    let Some(next) = wire.pop_front() else {
+        return ("none", Vec::new());
+    };
+    *now = (*now).max(next.at);
+    let (name, ep, to_bob) = if next.to_bob {
+        ("bob", bob, false)
+    } else {
+        ("alice", alice, true)
+    };
+    ep.handle_input(Input::Receive {
+        now: *now,
+        source: next.transmit.source,
+        destination: next.transmit.destination,
+        contents: next.transmit.contents,
+    });
+    (name, drain(name, ep, *now, wire, to_bob))
 }
 
 fn indent(sdp: &str) -> String {

@@ -455,9 +455,10 @@ fn out_of_order_data_is_bounded_across_channels_and_still_arrives() {
     // A budget of 4 out-of-order segments for the whole stream: with a packet of each
     // channel lost, a packet with data beyond the budget is left unacknowledged and sent
     // again, never held, never lost.
-    let mut transport = carrier_proto::TransportConfig::default();
-    transport.max_reassembly_segments = 4;
-    let config = Config::default().with_transport(transport);
+    let config = Config::default().with_transport(carrier_proto::TransportConfig {
+        max_reassembly_segments: 4,
+        ..carrier_proto::TransportConfig::default()
+    });
     let mut t = Setup::with_configs(12, RELIABLE_MUX, LinkConfig::wan(), config.clone(), config);
     let ids: Vec<_> = (0..3).map(|_| t.open_accepted(true, b"x")).collect();
     let lost = std::rc::Rc::new(std::cell::RefCell::new(std::collections::BTreeSet::new()));

@@ -56,9 +56,10 @@ fn a_megabyte_arrives_intact_on_a_clean_link() {
 fn a_tiny_reassembly_budget_refuses_packets_but_loses_nothing() {
     // With room for only 16 out-of-order segments, many packets after a loss are refused
     // (left unacknowledged) and sent again: slower, but every byte arrives.
-    let mut transport = TransportConfig::default();
-    transport.max_reassembly_segments = 16;
-    let config = Config::default().with_transport(transport);
+    let config = Config::default().with_transport(TransportConfig {
+        max_reassembly_segments: 16,
+        ..TransportConfig::default()
+    });
     let (mut sim, hs) = connected(21, LinkConfig::wan().with_loss(0.03), config);
     let data = payload(400_000, 21);
     let t = sim.transfer(&hs, true, 0, &data, 64 * 1024, Duration::from_secs(120));

@@ -1,15 +1,14 @@
 //! Channels: many independent conversations inside one stream (MULTIPLEXING streams).
 //!
-//! Wired into sessions by the channels issue's next step; this module is the groundwork,
-//! pure and tested on its own: the wire frames ([`ChannelFrame`]) and the per-stream state
-//! machine ([`ChannelTable`]).
+//! The wire frames ([`ChannelFrame`]), the per-stream state machine ([`ChannelTable`]) and
+//! the [`Mux`] that wires them into a session's transport.
 //!
 //! # What a channel is
 //! A channel is a bidirectional byte stream inside a stream, opened with a *cookie* (opaque
 //! bytes for the peer's application, e.g. a port-forwarding service name) and closed with a
 //! [`CloseReason`](crate::CloseReason). Unlike the original, where all channels shared one
 //! reliable byte stream (a loss on one stalled all), each channel's DATA has its own offset
-//! space, so the next step can give every channel its own send/receive stream pair.
+//! space and its own send/receive stream pair.
 //!
 //! # Ids
 //! Both sides open channels at any time, so ids are split by parity to avoid collisions
@@ -38,11 +37,10 @@
 //! open flood cannot grow memory. A frame for a channel that never existed is answered with
 //! CLOSE(Error), so the peer is always told (the original leaked such channels).
 //!
-//! # Not wired yet
-//! Nothing calls this module yet: the frame loop does not dispatch types 0x0A–0x10, sessions
-//! hold no tables, and no per-channel streams exist. The next step must carry the control
-//! frames (OPEN, ACCEPT, CLOSE, PEND, RESUME) reliably and in order per stream; the table
-//! relies on that order (e.g. the peer's ids arrive increasing).
+//! # Wiring
+//! [`Mux`] (`mux.rs`) connects a table to the session's transport: control records travel
+//! in an ordered per-stream control stream, each channel has its own send and receive
+//! stream, and channels are scheduled round-robin. [`ChannelConfig`] holds the limits.
 
 mod config;
 mod frame;

@@ -100,7 +100,7 @@ pub enum ChannelState {
 }
 
 /// Errors of the application's channel calls. Peer frames never produce one (they are
-/// answered or counted in [`ChannelStats`]).
+/// answered or counted in the endpoint's stats).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ChannelError {
