@@ -78,7 +78,10 @@ mod time;
 mod transport;
 mod types;
 
-pub use channel::{ChannelConfig, ChannelError, ChannelId, ChannelState, INITIAL_CHANNEL_CREDIT};
+pub use channel::{
+    ChannelConfig, ChannelError, ChannelId, ChannelState, INITIAL_CHANNEL_CREDIT,
+    INITIAL_CONTROL_CREDIT,
+};
 pub use config::{Config, SdpLimits};
 pub use endpoint::{Endpoint, EndpointStats, HandlerId, Input, Output, SessionMut, Transmit};
 pub use error::Error;

@@ -269,6 +269,72 @@ fn open_accept_data_and_a_normal_close_deliver_everything_to_both_sides() {
 }
 
 #[test]
+fn a_full_channel_buffer_blocks_the_writer_until_writable() {
+    let small = ChannelConfig {
+        send_buffer: 64 * 1024,
+        ..ChannelConfig::default()
+    };
+    let config = Config::default().with_channels(small);
+    let mut t = Setup::with_configs(13, RELIABLE_MUX, LinkConfig::wan(), config.clone(), config);
+    let id = t.open_accepted(true, b"x");
+    let (p, s) = t.side(true);
+    let now = t.sim.now;
+    let data = payload(100_000, 13);
+    let n = t
+        .sim
+        .session(p, s)
+        .write_channel(now, t.stream, id, &data)
+        .unwrap();
+    assert_eq!(n, 64 * 1024, "the buffer takes what fits");
+    assert_eq!(
+        t.sim.session(p, s).channel_writable_bytes(t.stream, id),
+        Ok(0)
+    );
+    assert_eq!(
+        t.sim
+            .session(p, s)
+            .write_channel(now, t.stream, id, &data[n..]),
+        Err(Error::WouldBlock)
+    );
+    t.sim.drain(p);
+    assert!(
+        t.run_until_event(true, Duration::from_secs(5), |e| matches!(
+            e,
+            Event::ChannelWritable { channel, .. } if *channel == id
+        ))
+    );
+    let mut jobs = vec![(id, data.clone(), n)];
+    assert!(t.transfer(true, &mut jobs, Duration::from_secs(10)));
+    assert_eq!(t.received(false, id), data);
+}
+
+#[test]
+fn channel_zero_is_the_streams_plain_data_next_to_channels() {
+    let mut t = Setup::new(14, RELIABLE_MUX, LinkConfig::wan());
+    let id = t.open_accepted(true, b"x");
+    let (p, s) = t.side(true);
+    let now = t.sim.now;
+    let plain = payload(30_000, 14);
+    let on_channel = payload(30_000, 15);
+    assert_eq!(
+        t.sim.session(p, s).write(now, t.stream, &plain),
+        Ok(plain.len())
+    );
+    let mut jobs = vec![(id, on_channel.clone(), 0)];
+    assert!(t.transfer(true, &mut jobs, Duration::from_secs(10)));
+    t.sim.run_for(Duration::from_secs(1));
+    let (q, r) = t.side(false);
+    let got: Vec<u8> = t
+        .sim
+        .received(q, r, 0)
+        .iter()
+        .flat_map(|b| b.to_vec())
+        .collect();
+    assert_eq!(got, plain, "plain stream data arrives as StreamData");
+    assert_eq!(t.received(false, id), on_channel);
+}
+
+#[test]
 fn a_refused_open_reaches_the_opener_as_close_error() {
     let mut t = Setup::new(2, RELIABLE_MUX, LinkConfig::wan());
     let (p, s) = t.side(true);
@@ -742,6 +808,27 @@ fn limits_are_enforced_for_our_calls_and_the_peers_opens() {
         .filter(|id| t.closes(false, **id) == [CloseReason::Error])
         .count();
     assert_eq!(refused, 46, "Bob hears of every refusal");
+    // A cookie over Alice's limit from Bob (whose own limit is larger) is refused too.
+    let now = t.sim.now;
+    let big = t
+        .sim
+        .session(q, r)
+        .open_channel(now, stream, &[7; 100])
+        .unwrap();
+    t.sim.drain(q);
+    t.sim.run_for(Duration::from_secs(2));
+    assert_eq!(t.closes(false, big), [CloseReason::Error]);
+    assert!(
+        !t.events(true)
+            .iter()
+            .any(|(_, e)| matches!(e, Event::ChannelOpen { channel, .. } if *channel == big))
+    );
+    // ... as a refused channel, not a broken stream.
+    assert_eq!(
+        t.sim.stream_state(p, s, 0),
+        carrier_proto::StreamState::Connected
+    );
+    assert_eq!(t.sim.ep(p).stats().channel_violations, 0);
     // A non-multiplexing stream has no channels.
     let mut u = Setup::new(11, (T::Application, O::RELIABLE), LinkConfig::wan());
     let (p, s) = u.side(true);

@@ -8,6 +8,10 @@ use super::state::ChannelLimits;
 /// The credit a sender may assume on a new channel before the receiver says more.
 pub const INITIAL_CHANNEL_CREDIT: u64 = 64 * 1024;
 
+/// The control-stream credit a sender may assume before the receiver says more (the
+/// receiver's `control_window` is never below it).
+pub const INITIAL_CONTROL_CREDIT: u64 = 4 * 1024;
+
 /// Settings of the channels of MULTIPLEXING streams. Every limit applies to our own calls
 /// (a typed [`ChannelError`](crate::ChannelError)) and to the peer's frames alike (refused
 /// with CLOSE(Error) and counted).
@@ -34,7 +38,8 @@ pub struct ChannelConfig {
     /// Receive window of one reliable channel: unread bytes the peer may send ahead.
     pub receive_window: u64,
     /// Send buffer and receive window of a stream's control stream (OPEN, ACCEPT, CLOSE,
-    /// PEND and RESUME records). At least one full OPEN record (`max_cookie_len` + 32).
+    /// PEND and RESUME records). At least one full OPEN record (`max_cookie_len` + 18) and
+    /// [`INITIAL_CONTROL_CREDIT`]. A peer record that could never fit it breaks the stream.
     pub control_window: u64,
     /// An open channel of an unreliable stream that sent nothing for this long sends a
     /// KEEPALIVE.
@@ -70,7 +75,9 @@ impl ChannelConfig {
 
     /// The control window actually used: never below one largest record.
     pub(crate) fn control_window(&self) -> u64 {
-        self.control_window.max(self.max_record_len() as u64)
+        self.control_window
+            .max(self.max_record_len() as u64)
+            .max(INITIAL_CONTROL_CREDIT)
     }
 
     /// The longest control record: an OPEN with the longest cookie.

@@ -47,7 +47,7 @@ mod frame;
 mod mux;
 mod state;
 
-pub use config::{ChannelConfig, INITIAL_CHANNEL_CREDIT};
+pub use config::{ChannelConfig, INITIAL_CHANNEL_CREDIT, INITIAL_CONTROL_CREDIT};
 pub use frame::ChannelFrame;
 pub(crate) use frame::{MAX_CHANNEL_ID, is_channel_frame, is_control_record};
 pub(crate) use mux::{Mux, MuxError};

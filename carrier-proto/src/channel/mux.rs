@@ -30,7 +30,7 @@ use alloc::collections::{BTreeMap, VecDeque};
 use alloc::vec::Vec;
 use bytes::{Bytes, BytesMut};
 
-use super::config::{ChannelConfig, INITIAL_CHANNEL_CREDIT};
+use super::config::{ChannelConfig, INITIAL_CHANNEL_CREDIT, INITIAL_CONTROL_CREDIT};
 use super::frame::{ChannelFrame, MAX_CHANNEL_ID, is_control_record};
 use super::state::{
     Action, ChannelError, ChannelEvent, ChannelId, ChannelState, ChannelTable, ControlKind,
@@ -160,11 +160,12 @@ impl Mux {
             table: ChannelTable::new(stream, side, cfg.limits()),
             actions: VecDeque::new(),
             scratch: BytesMut::new(),
-            ctl_send: SendStream::new(window as usize, window),
+            ctl_send: SendStream::new(window as usize, INITIAL_CONTROL_CREDIT),
             ctl_recv: RecvStream::new(window, CONTROL_SEGMENTS),
             backlog: Vec::new(),
             backlog_pos: 0,
-            ctl_credit_dirty: false,
+            // The peer assumes only the initial credit until we tell it our window.
+            ctl_credit_dirty: window > INITIAL_CONTROL_CREDIT,
             channels: BTreeMap::new(),
             ready: VecDeque::new(),
             credit: VecDeque::new(),
@@ -493,6 +494,7 @@ impl Mux {
         now: Instant,
     ) -> Result<(), MuxError> {
         let before = self.table.stats();
+        let max_cookie = (self.cfg.control_window() as usize).saturating_sub(18);
         let mut result = Ok(());
         let mut used = 0;
         while self.backlog_pos < self.backlog.len()
@@ -505,16 +507,17 @@ impl Mux {
                 result = Err(MuxError::BadControl);
                 break;
             }
-            let frame =
-                match ChannelFrame::parse(ty, &mut body, MAX_CHANNEL_ID, self.cfg.max_cookie_len) {
-                    Ok(f) => f,
-                    // The rest of the record has not arrived yet.
-                    Err(PacketError::TruncatedFrame(_)) => break,
-                    Err(_) => {
-                        result = Err(MuxError::BadControl);
-                        break;
-                    }
-                };
+            // Any cookie that fits our window is parsed (the table refuses one over
+            // `max_cookie_len` with CLOSE(Error)); a longer one could never arrive whole.
+            let frame = match ChannelFrame::parse(ty, &mut body, MAX_CHANNEL_ID, max_cookie) {
+                Ok(f) => f,
+                // The rest of the record has not arrived yet.
+                Err(PacketError::TruncatedFrame(_)) => break,
+                Err(_) => {
+                    result = Err(MuxError::BadControl);
+                    break;
+                }
+            };
             let n = all.len() - body.len();
             self.table.on_frame(&frame, &mut self.actions);
             self.backlog_pos += n;
