@@ -2,6 +2,7 @@
 
 pub mod alloc_counter;
 pub mod bottleneck;
+pub mod channels;
 pub mod latency;
 pub mod pair;
 

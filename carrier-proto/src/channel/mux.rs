@@ -397,9 +397,13 @@ impl Mux {
     fn write_record(&mut self, frame: &OwnedChannelFrame) {
         self.scratch.clear();
         frame.emit(&mut self.scratch);
-        // Room was checked before the call (one record per call), so this always fits.
-        let n = self.ctl_send.write(&self.scratch);
-        debug_assert_eq!(n, self.scratch.len(), "control stream overflow");
+        // Room was checked before the call (one record per call), so this always fits; a
+        // record is never written in part (that would corrupt the control stream).
+        if self.ctl_send.free() >= self.scratch.len() {
+            self.ctl_send.write(&self.scratch);
+        } else {
+            debug_assert!(false, "control stream overflow");
+        }
     }
 
     fn on_event(&mut self, ctx: &mut Context, session: SessionId, now: Instant, e: ChannelEvent) {
@@ -554,6 +558,12 @@ impl Mux {
         datagram: &Bytes,
     ) -> Result<(), MuxError> {
         let id = frame.channel();
+        // The table may answer a frame with a record (CLOSE(Error) for an unknown channel,
+        // a violation): with no room for one, the packet is refused and comes again later.
+        // A peer that repeats such frames and never acknowledges our records stalls itself.
+        if self.check_room().is_err() {
+            return Err(MuxError::Busy);
+        }
         // A draining channel is gone for the table but still sends: it needs the peer's
         // credit, and ignores the peer's data.
         if let Some(io) = self.channels.get_mut(&id).filter(|io| io.draining) {

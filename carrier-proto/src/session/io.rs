@@ -267,10 +267,12 @@ impl Session {
         }
         self.last_rx = now;
         if self.transport.is_duplicate(packet_number) {
-            // Seen before: acknowledged again, not processed again (so a duplicated
-            // datagram is not delivered twice).
-            self.transport
-                .on_packet_received(now, packet_number, eliciting);
+            // Seen before: acknowledged again (unless we refused it), not processed again
+            // (so a duplicated datagram is not delivered twice).
+            if !self.transport.was_refused(packet_number) {
+                self.transport
+                    .on_packet_received(now, packet_number, eliciting);
+            }
             ctx.stats.dropped_duplicate += 1;
             return Ok(());
         }
@@ -308,6 +310,7 @@ impl Session {
             // Some data had no room: leave the packet unacknowledged, so the peer declares
             // it lost and sends its data again (what we did take is deduplicated then).
             ctx.stats.packets_refused_busy += 1;
+            self.transport.on_packet_refused(packet_number);
         } else {
             self.transport
                 .on_packet_received(now, packet_number, eliciting);

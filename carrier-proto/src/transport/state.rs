@@ -64,6 +64,9 @@ pub(crate) struct Transport {
     pub(crate) pacer: Pacer,
     /// Packet numbers received.
     pub(crate) received: AckRanges,
+    /// Recent packets refused for lack of room (not acknowledged; their data comes again in
+    /// new packets): a network copy of one is dropped, not processed twice.
+    refused: alloc::collections::VecDeque<u64>,
     /// When the largest received packet arrived (for the ACK delay field).
     pub(crate) largest_received_at: Instant,
     /// Something arrived that we have not acknowledged.
@@ -102,6 +105,7 @@ impl Transport {
             cc: config.congestion.build(max_datagram),
             pacer: Pacer::new(max_datagram),
             received: AckRanges::new(config.max_ack_ranges),
+            refused: alloc::collections::VecDeque::new(),
             largest_received_at: Instant::ZERO,
             ack_pending: false,
             eliciting_since_ack: 0,
@@ -127,7 +131,21 @@ impl Transport {
 
     /// Whether packet `pn` was received (and processed) before.
     pub(crate) fn is_duplicate(&self, pn: u64) -> bool {
-        pn < self.received.floor() || self.received.contains(pn)
+        pn < self.received.floor() || self.received.contains(pn) || self.was_refused(pn)
+    }
+
+    /// Whether packet `pn` was refused for lack of room (see [`Self::on_packet_refused`]).
+    pub(crate) fn was_refused(&self, pn: u64) -> bool {
+        self.refused.contains(&pn)
+    }
+
+    /// Packet `pn` was processed but refused: remember it (the newest 64) so that a copy is
+    /// not processed again (its datagrams would be delivered twice).
+    pub(crate) fn on_packet_refused(&mut self, pn: u64) {
+        if self.refused.len() >= 64 {
+            self.refused.pop_front();
+        }
+        self.refused.push_back(pn);
     }
 
     /// A packet arrived: note it for acknowledgement. Returns false for a duplicate.
