@@ -23,6 +23,10 @@ impl Rng {
         self.0.next_u32()
     }
 
+    pub(crate) fn u64(&mut self) -> u64 {
+        self.0.next_u64()
+    }
+
     pub(crate) fn fill(&mut self, out: &mut [u8]) {
         self.0.fill_bytes(out)
     }

@@ -42,6 +42,16 @@
 //! in an ordered per-stream control stream, each channel has its own send and receive
 //! stream, and channels are scheduled round-robin. [`ChannelConfig`] holds the limits.
 
+/// Channel state by id: a hash map with a hasher seeded from the endpoint's randomness, so
+/// lookups are O(1) (they happen several times per packet) and a peer choosing ids cannot
+/// aim for collisions.
+pub(crate) type IdMap<V> = hashbrown::HashMap<u64, V, foldhash::fast::FixedState>;
+
+/// An empty [`IdMap`] hashing with `seed`.
+pub(crate) fn id_map<V>(seed: u64) -> IdMap<V> {
+    IdMap::with_hasher(foldhash::fast::FixedState::with_seed(seed))
+}
+
 mod config;
 mod frame;
 mod mux;

@@ -26,7 +26,7 @@
 //! connection window): the bytes a peer can make us hold for a stream are bounded by
 //! `max_channels × receive_window`.
 
-use alloc::collections::{BTreeMap, VecDeque};
+use alloc::collections::VecDeque;
 use alloc::vec::Vec;
 use bytes::{Bytes, BytesMut};
 
@@ -52,6 +52,13 @@ use crate::types::CloseReason;
 /// Most out-of-order segments the control stream holds (records are small and few).
 const CONTROL_SEGMENTS: usize = 256;
 
+/// Bytes a channel sends per turn of the round-robin (see [`Mux::emit_chunk`]).
+const QUANTUM: usize = 16 * 1024;
+
+/// Budget that must be free before a channel waiting for it is woken (so wakeups come in
+/// useful amounts, not one per acknowledged packet).
+const WAKE_ROOM: usize = 16 * 1024;
+
 /// One channel's transport state.
 #[derive(Debug)]
 struct ChannelIo {
@@ -65,6 +72,10 @@ struct ChannelIo {
     want_writable: bool,
     /// Closed locally with Normal: the CLOSE record waits until our data is acknowledged.
     draining: bool,
+    /// The peer paused the channel (PEND; the table's flag, kept here for the send path).
+    remote_paused: bool,
+    /// In the `budget_waiters` queue.
+    waiting_budget: bool,
     /// Unreliable streams: when we last heard from the peer on this channel.
     last_rx: Instant,
     /// Unreliable streams: when we last sent on this channel.
@@ -72,6 +83,17 @@ struct ChannelIo {
 }
 
 impl ChannelIo {
+    /// How much new data the channel may send now: none while the peer has it paused (only
+    /// retransmissions go; a draining channel flushes regardless), else unlimited by this
+    /// (its own credit still applies).
+    fn new_data_allowance(&self) -> u64 {
+        if self.remote_paused && !self.draining {
+            0
+        } else {
+            u64::MAX
+        }
+    }
+
     fn new(cfg: &ChannelConfig, reliable: bool, max_segments: usize, now: Instant) -> Self {
         let (buffer, window) = if reliable {
             (
@@ -82,12 +104,14 @@ impl ChannelIo {
             (0, 0)
         };
         ChannelIo {
-            send: SendStream::new(buffer, INITIAL_CHANNEL_CREDIT),
+            send: SendStream::without_spare(buffer, INITIAL_CHANNEL_CREDIT),
             recv: RecvStream::new(window, max_segments),
             queued: false,
             credit_queued: false,
             want_writable: false,
             draining: false,
+            remote_paused: false,
+            waiting_budget: false,
             last_rx: now,
             last_tx: now,
         }
@@ -124,7 +148,7 @@ pub(crate) struct Mux {
     backlog_pos: usize,
     /// Send MAX_CONTROL_DATA.
     ctl_credit_dirty: bool,
-    channels: BTreeMap<u64, ChannelIo>,
+    channels: super::IdMap<ChannelIo>,
     /// Channels that may have something to send, in round-robin order.
     ready: VecDeque<u64>,
     /// Channels whose credit update is due.
@@ -139,25 +163,34 @@ pub(crate) struct Mux {
     plain_turn: bool,
     /// Most out-of-order segments held across all channels (each pins a datagram).
     max_segments: usize,
+    /// Bytes left in the current channel's round-robin turn.
+    turn_left: usize,
+    /// Channels draining (closed with data still unacknowledged).
+    draining: usize,
+    /// Bytes written and not yet acknowledged, over all channels (at most `send_budget`).
+    buffered: usize,
+    /// Channels whose writer waits for `buffered` to drop.
+    budget_waiters: VecDeque<u64>,
     /// Out-of-order segments held across all channels now.
     segments_held: usize,
 }
 
 impl Mux {
     /// The channels of stream `stream`, on `side` of the session. `max_segments` bounds the
-    /// out-of-order segments held across all its channels.
+    /// out-of-order segments held across all its channels; `seed` keys the hash maps.
     pub(crate) fn new(
         stream: u8,
         side: Side,
         reliable: bool,
         cfg: &ChannelConfig,
         max_segments: usize,
+        seed: u64,
     ) -> Self {
         let window = cfg.control_window();
         Mux {
             stream,
             reliable,
-            table: ChannelTable::new(stream, side, cfg.limits()),
+            table: ChannelTable::with_seed(stream, side, cfg.limits(), seed),
             actions: VecDeque::new(),
             scratch: BytesMut::new(),
             ctl_send: SendStream::new(window as usize, INITIAL_CONTROL_CREDIT),
@@ -166,7 +199,7 @@ impl Mux {
             backlog_pos: 0,
             // The peer assumes only the initial credit until we tell it our window.
             ctl_credit_dirty: window > INITIAL_CONTROL_CREDIT,
-            channels: BTreeMap::new(),
+            channels: super::id_map(seed ^ 0x6d75_7800),
             ready: VecDeque::new(),
             credit: VecDeque::new(),
             writable: Vec::new(),
@@ -175,6 +208,10 @@ impl Mux {
             plain_turn: false,
             max_segments,
             segments_held: 0,
+            turn_left: 0,
+            draining: 0,
+            buffered: 0,
+            budget_waiters: VecDeque::new(),
             cfg: cfg.clone(),
         }
     }
@@ -296,6 +333,7 @@ impl Mux {
                 io.draining = true;
                 io.want_writable = false;
                 io.send.finish();
+                self.draining += 1;
             }
             self.requeue(id.0);
         }
@@ -309,13 +347,20 @@ impl Mux {
             return Err(ChannelError::WrongStreamKind.into());
         }
         self.check_send(id)?;
+        let budget = self.cfg.send_budget.saturating_sub(self.buffered);
         let io = self
             .channels
             .get_mut(&id.0)
             .ok_or(ChannelError::UnknownChannel)?;
-        let n = io.send.write(data);
+        let n = io.send.write(&data[..data.len().min(budget)]);
+        self.buffered += n;
         if n < data.len() {
             io.want_writable = true;
+            if self.buffered >= self.cfg.send_budget && !io.waiting_budget {
+                // The stream's budget, not the channel's buffer, stopped the write.
+                io.waiting_budget = true;
+                self.budget_waiters.push_back(id.0);
+            }
         }
         if n > 0 {
             self.requeue(id.0);
@@ -334,13 +379,18 @@ impl Mux {
         }
     }
 
-    /// Room in a reliable channel's send buffer (0 while the peer has it paused).
+    /// Room in a reliable channel's send buffer, within the stream's send budget (0 while
+    /// the peer has it paused).
     pub(crate) fn writable_bytes(&self, id: ChannelId) -> Result<usize, ChannelError> {
         self.table.state(id).ok_or(ChannelError::UnknownChannel)?;
         if self.table.remote_paused(id) == Some(true) {
             return Ok(0);
         }
-        Ok(self.channels.get(&id.0).map_or(0, |io| io.send.free()))
+        let budget = self.cfg.send_budget.saturating_sub(self.buffered);
+        Ok(self
+            .channels
+            .get(&id.0)
+            .map_or(0, |io| io.send.free().min(budget)))
     }
 
     /// An unreliable channel's datagram went out.
@@ -356,6 +406,10 @@ impl Mux {
         self.apply(ctx, session, Instant::ZERO);
         self.channels.clear();
         self.segments_held = 0;
+        self.buffered = 0;
+        self.draining = 0;
+        self.turn_left = 0;
+        self.budget_waiters.clear();
         self.ready.clear();
         self.credit.clear();
         self.writable.clear();
@@ -378,6 +432,10 @@ impl Mux {
         self.segments_held = self
             .segments_held
             .saturating_sub(io.recv.buffered_segments());
+        self.buffered = self.buffered.saturating_sub(io.send.buffered());
+        if io.draining {
+            self.draining -= 1;
+        }
         true
     }
 
@@ -449,12 +507,20 @@ impl Mux {
                     reason,
                 }
             }
-            ChannelEvent::Pending { id } => Event::ChannelPending {
-                session,
-                stream,
-                channel: id,
-            },
+            ChannelEvent::Pending { id } => {
+                if let Some(io) = self.channels.get_mut(&id.0) {
+                    io.remote_paused = true;
+                }
+                Event::ChannelPending {
+                    session,
+                    stream,
+                    channel: id,
+                }
+            }
             ChannelEvent::Resumed { id } => {
+                if let Some(io) = self.channels.get_mut(&id.0) {
+                    io.remote_paused = false;
+                }
                 self.requeue(id.0);
                 Event::ChannelResumed {
                     session,
@@ -689,16 +755,6 @@ impl Mux {
         }
     }
 
-    /// How much new data a channel may send now: none while the peer has it paused (only
-    /// retransmissions go), else unlimited by this (its own credit still applies).
-    fn new_data_allowance(table: &ChannelTable, id: u64, io: &ChannelIo) -> u64 {
-        if !io.draining && table.remote_paused(ChannelId(id)) == Some(true) {
-            0
-        } else {
-            u64::MAX
-        }
-    }
-
     /// Drops channels that cannot send from the front of the ready queue; true if one
     /// that can is left (or control bytes wait).
     pub(crate) fn wants_to_send(&mut self) -> bool {
@@ -707,12 +763,12 @@ impl Mux {
         }
         while let Some(&id) = self.ready.front() {
             if let Some(io) = self.channels.get(&id) {
-                let allowance = Self::new_data_allowance(&self.table, id, io);
-                if io.send.wants_to_send(allowance) {
+                if io.send.wants_to_send(io.new_data_allowance()) {
                     return true;
                 }
             }
             self.ready.pop_front();
+            self.turn_left = 0;
             if let Some(io) = self.channels.get_mut(&id) {
                 io.queued = false;
             }
@@ -787,8 +843,12 @@ impl Mux {
         wrote
     }
 
-    /// Writes one chunk into at most `room` bytes: control bytes first, else the next
-    /// channel in round-robin order. Returns whether it wrote anything.
+    /// Writes one chunk into at most `room` bytes: control bytes first, else the channel
+    /// whose turn it is. Returns whether it wrote anything.
+    ///
+    /// Channels take turns of [`QUANTUM`] bytes (deficit round-robin): long enough that
+    /// consecutive packets copy from the same, cache-warm buffer, short enough that every
+    /// channel with data gets its share within a few packets of each other's.
     pub(crate) fn emit_chunk(
         &mut self,
         out: &mut BytesMut,
@@ -811,23 +871,28 @@ impl Mux {
                 return true;
             }
         }
-        while let Some(id) = self.ready.pop_front() {
+        while let Some(&id) = self.ready.front() {
             let Some(io) = self.channels.get_mut(&id) else {
+                self.ready.pop_front();
+                self.turn_left = 0;
                 continue;
             };
-            io.queued = false;
-            let allowance = Self::new_data_allowance(&self.table, id, io);
+            let allowance = io.new_data_allowance();
             if !io.send.wants_to_send(allowance) {
+                io.queued = false;
+                self.ready.pop_front();
+                self.turn_left = 0;
                 continue;
             }
             let overhead = ChannelFrame::data_overhead(id, io.send.write_end(), room);
             if room <= overhead {
-                // No room in this packet: first in line for the next one.
-                io.queued = true;
-                self.ready.push_front(id);
+                // No room in this packet: the turn goes on in the next one.
                 return false;
             }
             let Some(c) = io.send.next_chunk(room - overhead, allowance) else {
+                io.queued = false;
+                self.ready.pop_front();
+                self.turn_left = 0;
                 continue;
             };
             ChannelFrame::emit_data_header(out, self.stream, id, c.offset, c.len, c.fin);
@@ -839,8 +904,18 @@ impl Mux {
                 len: c.len as u32,
                 fin: c.fin,
             });
-            if io.send.wants_to_send(allowance) {
-                io.queued = true;
+            let more = io.send.wants_to_send(allowance);
+            if self.turn_left == 0 {
+                self.turn_left = QUANTUM;
+            }
+            self.turn_left = self.turn_left.saturating_sub(c.len.max(1));
+            if !more {
+                io.queued = false;
+                self.ready.pop_front();
+                self.turn_left = 0;
+            } else if self.turn_left == 0 {
+                // Turn over: to the back of the line.
+                self.ready.pop_front();
                 self.ready.push_back(id);
             }
             return true;
@@ -866,10 +941,12 @@ impl Mux {
                 };
                 match fate {
                     Fate::Acked => {
+                        let before = io.send.buffered();
                         io.send.on_acked(offset, len as usize, fin);
+                        self.buffered = self.buffered.saturating_sub(before - io.send.buffered());
                         if io.draining && io.send.is_done() {
                             self.drained.push_back(channel);
-                        } else if io.want_writable && io.send.free() > 0 {
+                        } else if io.want_writable && io.send.free() > 0 && !io.waiting_budget {
                             self.writable.push(channel);
                         }
                     }
@@ -899,11 +976,26 @@ impl Mux {
         session: SessionId,
         now: Instant,
     ) -> Result<(), MuxError> {
+        // Writers waiting for the stream's budget, first come first served, one per
+        // WAKE_ROOM of budget free (each may then write a useful amount).
+        let mut free = self.cfg.send_budget.saturating_sub(self.buffered);
+        while free >= WAKE_ROOM {
+            let Some(id) = self.budget_waiters.pop_front() else {
+                break;
+            };
+            if let Some(io) = self.channels.get_mut(&id) {
+                io.waiting_budget = false;
+                if io.send.free() > 0 {
+                    self.writable.push(id);
+                    free -= WAKE_ROOM;
+                }
+            }
+        }
         for id in core::mem::take(&mut self.writable) {
             let Some(io) = self.channels.get_mut(&id) else {
                 continue;
             };
-            if io.want_writable && !io.draining {
+            if io.want_writable && !io.draining && !io.waiting_budget {
                 io.want_writable = false;
                 ctx.emit(Event::ChannelWritable {
                     session,
@@ -933,7 +1025,7 @@ impl Mux {
 
     /// Whether a stream close must wait: channels still draining.
     pub(crate) fn is_drained(&self) -> bool {
-        !self.channels.values().any(|io| io.draining)
+        self.draining == 0
     }
 
     // ---- unreliable keepalive ----

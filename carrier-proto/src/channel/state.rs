@@ -5,7 +5,7 @@
 //! needed yet: an open the peer never answers is ended by the stream's own idle timeout,
 //! which runs [`ChannelTable::close_all`].
 
-use alloc::collections::{BTreeMap, VecDeque};
+use alloc::collections::VecDeque;
 use alloc::vec::Vec;
 
 use bytes::BytesMut;
@@ -288,8 +288,8 @@ pub(crate) struct ChannelTable {
     stream: u8,
     side: Side,
     limits: ChannelLimits,
-    /// Live channels by id. A BTreeMap so that iteration (close_all) is deterministic.
-    channels: BTreeMap<u64, Channel>,
+    /// Live channels by id (`close_all` sorts the ids, so its events come in id order).
+    channels: super::IdMap<Channel>,
     /// The id our next open gets. Only grows (by 2), so our ids are never reused, and every
     /// id of our parity below it has been used.
     next_local: u64,
@@ -307,12 +307,20 @@ pub(crate) struct ChannelTable {
 
 impl ChannelTable {
     /// An empty table for stream `stream`, on `side` of the session.
+    // A fixed hash seed: for tests, which replay exactly anyway.
+    #[cfg(test)]
     pub(crate) fn new(stream: u8, side: Side, limits: ChannelLimits) -> Self {
+        Self::with_seed(stream, side, limits, 0)
+    }
+
+    /// An empty table for stream `stream`, on `side` of the session, its map hashing with
+    /// `seed` (from the endpoint's randomness).
+    pub(crate) fn with_seed(stream: u8, side: Side, limits: ChannelLimits, seed: u64) -> Self {
         ChannelTable {
             stream,
             side,
             limits,
-            channels: BTreeMap::new(),
+            channels: super::id_map(seed),
             next_local: side.first_id(),
             next_remote: side.peer().first_id(),
             incoming: 0,
@@ -338,7 +346,9 @@ impl ChannelTable {
     // Inspection for tests and diagnostics.
     #[cfg_attr(not(test), allow(dead_code))]
     pub(crate) fn ids(&self) -> impl Iterator<Item = ChannelId> + '_ {
-        self.channels.keys().map(|&id| ChannelId(id))
+        let mut ids: alloc::vec::Vec<u64> = self.channels.keys().copied().collect();
+        ids.sort_unstable();
+        ids.into_iter().map(ChannelId)
     }
 
     /// A live channel's state; `None` if it is closed or never existed.
@@ -525,7 +535,9 @@ impl ChannelTable {
     /// whose table runs `close_all` too.
     pub(crate) fn close_all(&mut self, reason: CloseReason, out: &mut VecDeque<Action>) {
         self.finished = true;
-        for id in core::mem::take(&mut self.channels).into_keys() {
+        let mut ids: alloc::vec::Vec<u64> = self.channels.drain().map(|(id, _)| id).collect();
+        ids.sort_unstable();
+        for id in ids {
             out.push_back(Action::Event(ChannelEvent::Closed {
                 id: ChannelId(id),
                 reason,

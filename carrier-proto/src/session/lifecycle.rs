@@ -344,6 +344,7 @@ impl Session {
                     s.is_reliable(),
                     &ctx.config.channels,
                     ctx.config.transport.max_reassembly_segments,
+                    ctx.rng.u64(),
                 )));
             }
         }

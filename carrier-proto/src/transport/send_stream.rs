@@ -8,36 +8,52 @@
 //!   └──────────────── ring buffer (capacity = send buffer) ─┘
 //! ```
 //! Everything below `base` is acknowledged and gone from the buffer. Writes copy into the
-//! ring and take only what fits (back-pressure); packets copy out of it, so steady-state
-//! sending allocates nothing. The ring's memory grows on demand (doubling, from 4 KiB) up to
-//! its capacity, so a thousand mostly idle channels do not each hold a full buffer.
+//! ring and take only what fits (back-pressure); packets copy out of it. The ring is a
+//! queue of 16 KiB blocks: memory follows what is buffered (a thousand mostly idle
+//! channels hold little), and a plain stream keeps one spare block so that steady-state
+//! sending allocates nothing.
 
-use alloc::vec::Vec;
+use alloc::collections::VecDeque;
 use bytes::{BufMut, BytesMut};
 use core::ops::Range;
 
 use super::range_set::RangeSet;
 
-/// The first allocation of a ring that is written to.
-const RING_MIN: usize = 4096;
+/// The size of one block of a send buffer.
+const BLOCK: usize = 16 * 1024;
 
-/// A byte ring of bounded capacity; `buf` grows towards it as needed.
+/// A byte queue of bounded capacity, stored in blocks of [`BLOCK`] bytes that are
+/// allocated as data is written and freed as it is acknowledged.
+///
+/// Memory follows what is buffered, not the capacity, so a thousand mostly idle channels
+/// hold little; and a block freed by one stream's acknowledgement is what the allocator
+/// hands the next writer, so the bytes on their way stay warm in the cache whatever the
+/// number of streams. A ring that keeps one spare block (plain streams) allocates nothing
+/// in steady state.
 #[derive(Debug, Default)]
 struct Ring {
-    buf: Vec<u8>,
-    /// The most `buf` may grow to (the send buffer size).
-    capacity: usize,
+    /// Blocks in order; every block but the last is full. The data starts at `head` in the
+    /// first block.
+    blocks: VecDeque<BytesMut>,
     head: usize,
+    /// Bytes held (at most `capacity`).
     len: usize,
+    /// The most bytes the ring holds (the send buffer size).
+    capacity: usize,
+    /// One emptied block kept for the next write (see [`Ring::new`]).
+    spare: Option<BytesMut>,
+    keep_spare: bool,
 }
 
 impl Ring {
-    fn new(capacity: usize) -> Self {
+    /// A ring of `capacity` bytes. With `keep_spare`, an emptied block is kept for reuse
+    /// (one stream streaming allocates nothing); without, it goes back to the allocator at
+    /// once (many channels share the hot blocks through it).
+    fn new(capacity: usize, keep_spare: bool) -> Self {
         Ring {
-            buf: Vec::new(),
             capacity,
-            head: 0,
-            len: 0,
+            keep_spare,
+            ..Ring::default()
         }
     }
 
@@ -45,62 +61,71 @@ impl Ring {
         self.capacity - self.len
     }
 
-    /// Grows `buf` (doubling, within `capacity`) until `need` bytes fit, unrolling the ring
-    /// so the data starts at 0 again.
-    fn reserve(&mut self, need: usize) {
-        let have = self.buf.len();
-        if need <= have || have >= self.capacity {
-            return;
-        }
-        let mut size = have.max(RING_MIN);
-        while size < need {
-            size = size.saturating_mul(2);
-        }
-        let size = size.min(self.capacity);
-        let mut grown = Vec::with_capacity(size);
-        if self.len > 0 {
-            let first = self.len.min(have - self.head);
-            grown.extend_from_slice(&self.buf[self.head..self.head + first]);
-            grown.extend_from_slice(&self.buf[..self.len - first]);
-        }
-        grown.resize(size, 0);
-        self.buf = grown;
-        self.head = 0;
-    }
-
     /// Appends as much of `data` as fits; returns how much.
     fn push(&mut self, data: &[u8]) -> usize {
         let n = data.len().min(self.free());
-        if n == 0 {
-            return 0;
+        let mut rest = &data[..n];
+        while !rest.is_empty() {
+            let room = self.blocks.back().map_or(0, |b| BLOCK - b.len());
+            if room == 0 {
+                let block = self
+                    .spare
+                    .take()
+                    .unwrap_or_else(|| BytesMut::with_capacity(BLOCK));
+                self.blocks.push_back(block);
+                continue;
+            }
+            let take = room.min(rest.len());
+            if let Some(b) = self.blocks.back_mut() {
+                b.extend_from_slice(&rest[..take]);
+            }
+            rest = &rest[take..];
         }
-        self.reserve(self.len + n);
-        let size = self.buf.len();
-        let tail = (self.head + self.len) % size;
-        let first = n.min(size - tail);
-        self.buf[tail..tail + first].copy_from_slice(&data[..first]);
-        self.buf[..n - first].copy_from_slice(&data[first..n]);
         self.len += n;
         n
     }
 
+    /// Drops the first `n` bytes; emptied blocks are freed (or kept as the spare).
     fn consume(&mut self, n: usize) {
         let n = n.min(self.len);
-        self.head = (self.head + n) % self.buf.len().max(1);
         self.len -= n;
+        self.head += n;
+        while self.head >= BLOCK || (self.len == 0 && !self.blocks.is_empty()) {
+            let Some(mut block) = self.blocks.pop_front() else {
+                break;
+            };
+            self.head = self.head.saturating_sub(BLOCK);
+            if self.keep_spare && self.spare.is_none() {
+                block.clear();
+                self.spare = Some(block);
+            }
+        }
+        if self.len == 0 {
+            self.head = 0;
+        }
     }
 
     /// Appends bytes `[at, at + len)` (relative to the head) to `out`.
     fn copy_out(&self, at: usize, len: usize, out: &mut BytesMut) {
         debug_assert!(at + len <= self.len);
-        if len == 0 {
-            return;
+        let mut pos = self.head + at;
+        let mut left = len;
+        while left > 0 {
+            let Some(block) = self.blocks.get(pos / BLOCK) else {
+                return;
+            };
+            let from = pos % BLOCK;
+            let take = left.min(block.len() - from);
+            out.put_slice(&block[from..from + take]);
+            pos += take;
+            left -= take;
         }
-        let size = self.buf.len();
-        let start = (self.head + at) % size;
-        let first = len.min(size - start);
-        out.put_slice(&self.buf[start..start + first]);
-        out.put_slice(&self.buf[..len - first]);
+    }
+
+    /// Bytes of memory the ring holds now.
+    #[cfg(test)]
+    fn allocated(&self) -> usize {
+        (self.blocks.len() + usize::from(self.spare.is_some())) * BLOCK
     }
 }
 
@@ -136,8 +161,18 @@ pub(crate) struct SendStream {
 
 impl SendStream {
     pub(crate) fn new(buffer: usize, initial_credit: u64) -> Self {
+        Self::with_spare(buffer, initial_credit, true)
+    }
+
+    /// A send stream whose emptied blocks go straight back to the allocator (channels:
+    /// the next writer, on any channel, gets the warm block).
+    pub(crate) fn without_spare(buffer: usize, initial_credit: u64) -> Self {
+        Self::with_spare(buffer, initial_credit, false)
+    }
+
+    fn with_spare(buffer: usize, initial_credit: u64, keep_spare: bool) -> Self {
         SendStream {
-            ring: Ring::new(buffer),
+            ring: Ring::new(buffer, keep_spare),
             base: 0,
             sent: 0,
             retransmit: RangeSet::default(),
@@ -180,6 +215,11 @@ impl SendStream {
 
     pub(crate) fn is_finishing(&self) -> bool {
         self.fin.is_some()
+    }
+
+    /// Bytes written and not yet acknowledged (what the buffer holds).
+    pub(crate) fn buffered(&self) -> usize {
+        self.ring.len
     }
 
     /// Everything written has been acknowledged (nothing buffered).
@@ -291,6 +331,7 @@ impl SendStream {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use alloc::vec::Vec;
 
     fn bytes(s: &SendStream, c: Chunk) -> Vec<u8> {
         let mut out = BytesMut::new();
@@ -343,7 +384,7 @@ mod tests {
             s.on_acked(acked as u64, ack, false);
             acked += ack;
         }
-        assert!(s.ring.buf.len() <= 100_000);
+        assert!(s.ring.allocated() <= 100_000 + 2 * BLOCK);
     }
 
     #[test]
