@@ -6,12 +6,13 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant as WallClock};
 
+use carrier_proto::StreamId;
 use carrier_proto::{
     ChannelConfig, ChannelError, ChannelId, CloseReason, Config, Error, Event, Input, Output,
     SessionMut, StreamOptions, StreamType,
 };
 use carrier_tests::netem::LinkConfig;
-use carrier_tests::sim::{Sim, stream_id};
+use carrier_tests::sim::{Handshake, Sim, stream_id};
 
 use crate::pair::Pair;
 
@@ -428,10 +429,24 @@ pub fn open_close_virtual(
     out
 }
 
+/// Channels opened on the simulator: the sim, the sides, the stream and the channel ids.
+pub struct SimChannels {
+    /// The simulator.
+    pub sim: Sim,
+    /// The handshake (offerer `a` opened the channels, answerer `b` accepted them).
+    pub hs: Handshake,
+    /// The multiplexing stream (index 0 on both sides).
+    pub stream: StreamId,
+    /// The channels, as `a` knows them.
+    pub ids: Vec<ChannelId>,
+    /// Virtual time from the first open until all were open on `a`.
+    pub took: Duration,
+}
+
 /// Opens `n` channels at once on the simulator over `link` (the peer accepts each at its
 /// `ChannelOpen`; at most `max_pending_opens` wait for an answer, so the opener opens more
-/// as `ChannelOpened` arrives). Returns the virtual time until all are open on the opener.
-pub fn open_many_virtual(link: LinkConfig, seed: u64, n: usize) -> Duration {
+/// as `ChannelOpened` arrives).
+pub fn open_on_sim(link: LinkConfig, seed: u64, n: usize) -> SimChannels {
     let mut sim = Sim::new(seed);
     let (pa, pb) = (sim.add_peer("a"), sim.add_peer("b"));
     let hs = sim.handshake(pa, pb, &[(StreamType::Application, MUX)]);
@@ -442,8 +457,9 @@ pub fn open_many_virtual(link: LinkConfig, seed: u64, n: usize) -> Duration {
     sim.run_for(Duration::from_secs(1));
     let (mut seen_a, mut seen_b) = (sim.peers[pa].events.len(), sim.peers[pb].events.len());
     let t0 = sim.now;
-    let (mut issued, mut opened) = (0, 0);
-    while opened < n {
+    let mut issued = 0;
+    let mut ids = Vec::new();
+    while ids.len() < n {
         let now = sim.now;
         while issued < n {
             match sim.session(pa, sa).open_channel(now, stream, b"bench") {
@@ -455,7 +471,7 @@ pub fn open_many_virtual(link: LinkConfig, seed: u64, n: usize) -> Duration {
             }
         }
         sim.drain(pa);
-        assert!(sim.step(), "stalled with {opened} of {n} open");
+        assert!(sim.step(), "stalled with {} of {n} open", ids.len());
         assert!(sim.now < t0 + Duration::from_secs(600), "too slow");
         let now = sim.now;
         let incoming: Vec<ChannelId> = sim.peers[pb].events[seen_b..]
@@ -472,13 +488,92 @@ pub fn open_many_virtual(link: LinkConfig, seed: u64, n: usize) -> Duration {
                 .expect("accept");
         }
         sim.drain(pb);
-        opened += sim.peers[pa].events[seen_a..]
-            .iter()
-            .filter(|(_, e)| matches!(e, Event::ChannelOpened { .. }))
-            .count();
+        ids.extend(
+            sim.peers[pa].events[seen_a..]
+                .iter()
+                .filter_map(|(_, e)| match e {
+                    Event::ChannelOpened { channel, .. } => Some(*channel),
+                    _ => None,
+                }),
+        );
         seen_a = sim.peers[pa].events.len();
     }
-    sim.now - t0
+    let took = sim.now - t0;
+    SimChannels {
+        sim,
+        hs,
+        stream,
+        ids,
+        took,
+    }
+}
+
+/// Opens `n` channels at once on the simulator over `link`; returns the virtual time until
+/// all are open on the opener (see [`open_on_sim`]).
+pub fn open_many_virtual(link: LinkConfig, seed: u64, n: usize) -> Duration {
+    open_on_sim(link, seed, n).took
+}
+
+/// Aggregate goodput (bytes per second of virtual time) of `n` bulk channels through a
+/// simulated bottleneck `link`, measured over `measure` after `warmup`: every channel
+/// always has data queued (its writer goes on at each `ChannelWritable`).
+pub fn bottleneck_goodput(link: LinkConfig, n: usize, warmup: Duration, measure: Duration) -> f64 {
+    let SimChannels {
+        mut sim,
+        hs,
+        stream,
+        ids,
+        ..
+    } = open_on_sim(link, 7, n);
+    let (pa, pb, sa) = (hs.offerer_peer, hs.answerer_peer, hs.offerer);
+    let chunk = vec![0x33u8; 16 * 1024];
+    let mut waiting: VecDeque<ChannelId> = ids.iter().copied().collect();
+    let mut seen_a = sim.peers[pa].events.len();
+    let mut seen_b = sim.peers[pb].events.len();
+    let start = sim.now;
+    let (mut counting, mut bytes) = (false, 0u64);
+    while sim.now < start + warmup + measure {
+        let now = sim.now;
+        while let Some(id) = waiting.pop_front() {
+            loop {
+                match sim.session(pa, sa).write_channel(now, stream, id, &chunk) {
+                    Ok(_) => {}
+                    Err(Error::WouldBlock) => break,
+                    Err(e) => panic!("write_channel: {e}"),
+                }
+            }
+        }
+        sim.drain(pa);
+        assert!(sim.step(), "stalled");
+        for (_, e) in &sim.peers[pa].events[seen_a..] {
+            if let Event::ChannelWritable { channel, .. } = e {
+                waiting.push_back(*channel);
+            }
+        }
+        seen_a = sim.peers[pa].events.len();
+        if !counting && sim.now >= start + warmup {
+            counting = true;
+            seen_b = sim.peers[pb].events.len();
+        }
+        if counting {
+            for (_, e) in &sim.peers[pb].events[seen_b..] {
+                if let Event::ChannelData { data, .. } = e {
+                    bytes += data.len() as u64;
+                }
+            }
+        }
+        seen_b = sim.peers[pb].events.len();
+        // The logs grow with every packet; old entries are not needed.
+        if seen_b > 100_000 {
+            sim.peers[pb].events.clear();
+            seen_b = 0;
+        }
+        if seen_a > 100_000 {
+            sim.peers[pa].events.clear();
+            seen_a = 0;
+        }
+    }
+    bytes as f64 / measure.as_secs_f64()
 }
 
 /// Prints the channel figures as a Markdown table: goodput of 1 and `many` channels and
@@ -514,6 +609,21 @@ pub fn print_table(many: usize) {
 
     // How goodput falls with the channel count; 8 MiB per run keeps the buffered bytes
     // small (8 KiB per channel at 1000), separating per-channel costs from cache misses.
+    // The protocol's view: the same comparison through a simulated 100 Mbit/s bottleneck
+    // (40 ms RTT, a one-BDP queue), in virtual time.
+    let link = LinkConfig::ideal()
+        .with_delay(Duration::from_millis(20))
+        .with_bottleneck(100_000_000, 500_000);
+    let (warmup, measure) = (Duration::from_secs(3), Duration::from_secs(10));
+    let b1 = bottleneck_goodput(link, 1, warmup, measure);
+    let bn = bottleneck_goodput(link, many, warmup, measure);
+    println!(
+        "| 100 Mbit/s bottleneck, 40 ms RTT (virtual time, 10 s after 3 s): 1 channel / {many} channels | {:.1} / {:.1} Mbit/s, ratio {:.3} |",
+        b1 * 8.0 / 1e6,
+        bn * 8.0 / 1e6,
+        bn / b1
+    );
+
     let counts = [1, 10, 100, many];
     for total in [64 << 20, 8 << 20] {
         let rates = goodput_sweep(&config, &counts, total, 3);

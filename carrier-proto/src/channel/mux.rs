@@ -45,12 +45,15 @@ use crate::stream::StreamId;
 use crate::time::Instant;
 use crate::transport::recovery::{Fate, SentFrame, SentPacket};
 use crate::transport::recv_stream::{RecvError, RecvStream};
-use crate::transport::send_stream::SendStream;
+use crate::transport::send_stream::{BlockPool, SendStream};
 use crate::transport::varint;
 use crate::types::CloseReason;
 
 /// Most out-of-order segments the control stream holds (records are small and few).
 const CONTROL_SEGMENTS: usize = 256;
+
+/// Emptied send blocks the channels of a stream keep for reuse (1 MiB).
+const POOL_BLOCKS: usize = 64;
 
 /// Bytes a channel sends per turn of the round-robin (see [`Mux::emit_chunk`]).
 const QUANTUM: usize = 16 * 1024;
@@ -104,7 +107,7 @@ impl ChannelIo {
             (0, 0)
         };
         ChannelIo {
-            send: SendStream::without_spare(buffer, INITIAL_CHANNEL_CREDIT),
+            send: SendStream::new(buffer, INITIAL_CHANNEL_CREDIT),
             recv: RecvStream::new(window, max_segments),
             queued: false,
             credit_queued: false,
@@ -171,6 +174,8 @@ pub(crate) struct Mux {
     buffered: usize,
     /// Channels whose writer waits for `buffered` to drop.
     budget_waiters: VecDeque<u64>,
+    /// Send-buffer blocks shared by the channels (the most recently freed is reused first).
+    pool: BlockPool,
     /// Out-of-order segments held across all channels now.
     segments_held: usize,
 }
@@ -212,6 +217,7 @@ impl Mux {
             draining: 0,
             buffered: 0,
             budget_waiters: VecDeque::new(),
+            pool: BlockPool::new(POOL_BLOCKS),
             cfg: cfg.clone(),
         }
     }
@@ -352,7 +358,9 @@ impl Mux {
             .channels
             .get_mut(&id.0)
             .ok_or(ChannelError::UnknownChannel)?;
-        let n = io.send.write(&data[..data.len().min(budget)]);
+        let n = io
+            .send
+            .write_pooled(&data[..data.len().min(budget)], &mut self.pool);
         self.buffered += n;
         if n < data.len() {
             io.want_writable = true;
@@ -632,9 +640,13 @@ impl Mux {
         }
         // A draining channel is gone for the table but still sends: it needs the peer's
         // credit, and ignores the peer's data.
-        if let Some(io) = self.channels.get_mut(&id).filter(|io| io.draining) {
+        if self.draining > 0 && self.channels.get(&id).is_some_and(|io| io.draining) {
             if let ChannelFrame::MaxChannelData { max, .. } = *frame {
-                if max > io.send.max_data {
+                if let Some(io) = self
+                    .channels
+                    .get_mut(&id)
+                    .filter(|io| max > io.send.max_data)
+                {
                     io.send.max_data = max;
                     self.requeue(id);
                 }
@@ -942,7 +954,8 @@ impl Mux {
                 match fate {
                     Fate::Acked => {
                         let before = io.send.buffered();
-                        io.send.on_acked(offset, len as usize, fin);
+                        io.send
+                            .on_acked_pooled(offset, len as usize, fin, &mut self.pool);
                         self.buffered = self.buffered.saturating_sub(before - io.send.buffered());
                         if io.draining && io.send.is_done() {
                             self.drained.push_back(channel);

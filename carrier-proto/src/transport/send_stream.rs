@@ -9,9 +9,9 @@
 //! ```
 //! Everything below `base` is acknowledged and gone from the buffer. Writes copy into the
 //! ring and take only what fits (back-pressure); packets copy out of it. The ring is a
-//! queue of 16 KiB blocks: memory follows what is buffered (a thousand mostly idle
-//! channels hold little), and a plain stream keeps one spare block so that steady-state
-//! sending allocates nothing.
+//! queue of 16 KiB blocks from a pool: memory follows what is buffered (a thousand mostly
+//! idle channels hold little), the channels of a stream share warm blocks, and
+//! steady-state sending allocates nothing.
 
 use alloc::collections::VecDeque;
 use bytes::{BufMut, BytesMut};
@@ -22,14 +22,45 @@ use super::range_set::RangeSet;
 /// The size of one block of a send buffer.
 const BLOCK: usize = 16 * 1024;
 
-/// A byte queue of bounded capacity, stored in blocks of [`BLOCK`] bytes that are
-/// allocated as data is written and freed as it is acknowledged.
+/// Emptied blocks kept for the next write, most recently freed first (so the block a
+/// writer gets is the one most likely still in the cache). The channels of one stream share
+/// one pool; a plain stream has its own.
+#[derive(Debug, Default)]
+pub(crate) struct BlockPool {
+    blocks: alloc::vec::Vec<BytesMut>,
+    max: usize,
+}
+
+impl BlockPool {
+    /// A pool that keeps at most `max` blocks (the rest go back to the allocator).
+    pub(crate) fn new(max: usize) -> Self {
+        BlockPool {
+            blocks: alloc::vec::Vec::new(),
+            max,
+        }
+    }
+
+    fn take(&mut self) -> BytesMut {
+        self.blocks
+            .pop()
+            .unwrap_or_else(|| BytesMut::with_capacity(BLOCK))
+    }
+
+    fn put(&mut self, mut block: BytesMut) {
+        if self.blocks.len() < self.max {
+            block.clear();
+            self.blocks.push(block);
+        }
+    }
+}
+
+/// A byte queue of bounded capacity, stored in blocks of [`BLOCK`] bytes that are taken
+/// from a [`BlockPool`] as data is written and given back as it is acknowledged.
 ///
 /// Memory follows what is buffered, not the capacity, so a thousand mostly idle channels
-/// hold little; and a block freed by one stream's acknowledgement is what the allocator
-/// hands the next writer, so the bytes on their way stay warm in the cache whatever the
-/// number of streams. A ring that keeps one spare block (plain streams) allocates nothing
-/// in steady state.
+/// hold little; and a block freed by one channel's acknowledgement is the one the next
+/// writer gets, so the bytes on their way stay warm in the cache whatever the number of
+/// channels. In steady state nothing is allocated.
 #[derive(Debug, Default)]
 struct Ring {
     /// Blocks in order; every block but the last is full. The data starts at `head` in the
@@ -40,19 +71,12 @@ struct Ring {
     len: usize,
     /// The most bytes the ring holds (the send buffer size).
     capacity: usize,
-    /// One emptied block kept for the next write (see [`Ring::new`]).
-    spare: Option<BytesMut>,
-    keep_spare: bool,
 }
 
 impl Ring {
-    /// A ring of `capacity` bytes. With `keep_spare`, an emptied block is kept for reuse
-    /// (one stream streaming allocates nothing); without, it goes back to the allocator at
-    /// once (many channels share the hot blocks through it).
-    fn new(capacity: usize, keep_spare: bool) -> Self {
+    fn new(capacity: usize) -> Self {
         Ring {
             capacity,
-            keep_spare,
             ..Ring::default()
         }
     }
@@ -62,17 +86,13 @@ impl Ring {
     }
 
     /// Appends as much of `data` as fits; returns how much.
-    fn push(&mut self, data: &[u8]) -> usize {
+    fn push(&mut self, data: &[u8], pool: &mut BlockPool) -> usize {
         let n = data.len().min(self.free());
         let mut rest = &data[..n];
         while !rest.is_empty() {
             let room = self.blocks.back().map_or(0, |b| BLOCK - b.len());
             if room == 0 {
-                let block = self
-                    .spare
-                    .take()
-                    .unwrap_or_else(|| BytesMut::with_capacity(BLOCK));
-                self.blocks.push_back(block);
+                self.blocks.push_back(pool.take());
                 continue;
             }
             let take = room.min(rest.len());
@@ -85,20 +105,17 @@ impl Ring {
         n
     }
 
-    /// Drops the first `n` bytes; emptied blocks are freed (or kept as the spare).
-    fn consume(&mut self, n: usize) {
+    /// Drops the first `n` bytes; emptied blocks go back to the pool.
+    fn consume(&mut self, n: usize, pool: &mut BlockPool) {
         let n = n.min(self.len);
         self.len -= n;
         self.head += n;
         while self.head >= BLOCK || (self.len == 0 && !self.blocks.is_empty()) {
-            let Some(mut block) = self.blocks.pop_front() else {
+            let Some(block) = self.blocks.pop_front() else {
                 break;
             };
             self.head = self.head.saturating_sub(BLOCK);
-            if self.keep_spare && self.spare.is_none() {
-                block.clear();
-                self.spare = Some(block);
-            }
+            pool.put(block);
         }
         if self.len == 0 {
             self.head = 0;
@@ -125,7 +142,7 @@ impl Ring {
     /// Bytes of memory the ring holds now.
     #[cfg(test)]
     fn allocated(&self) -> usize {
-        (self.blocks.len() + usize::from(self.spare.is_some())) * BLOCK
+        self.blocks.len() * BLOCK
     }
 }
 
@@ -143,6 +160,8 @@ pub(crate) struct Chunk {
 #[derive(Debug)]
 pub(crate) struct SendStream {
     ring: Ring,
+    /// Blocks for `write` / `on_acked` (the `_pooled` variants use a shared pool instead).
+    own_pool: BlockPool,
     /// Offset of the ring's first byte; everything below is acknowledged.
     base: u64,
     /// Everything below has been sent at least once.
@@ -161,18 +180,9 @@ pub(crate) struct SendStream {
 
 impl SendStream {
     pub(crate) fn new(buffer: usize, initial_credit: u64) -> Self {
-        Self::with_spare(buffer, initial_credit, true)
-    }
-
-    /// A send stream whose emptied blocks go straight back to the allocator (channels:
-    /// the next writer, on any channel, gets the warm block).
-    pub(crate) fn without_spare(buffer: usize, initial_credit: u64) -> Self {
-        Self::with_spare(buffer, initial_credit, false)
-    }
-
-    fn with_spare(buffer: usize, initial_credit: u64, keep_spare: bool) -> Self {
         SendStream {
-            ring: Ring::new(buffer, keep_spare),
+            ring: Ring::new(buffer),
+            own_pool: BlockPool::new(2),
             base: 0,
             sent: 0,
             retransmit: RangeSet::default(),
@@ -200,10 +210,18 @@ impl SendStream {
 
     /// Takes as much of `data` as fits the buffer; returns how much.
     pub(crate) fn write(&mut self, data: &[u8]) -> usize {
+        let mut pool = core::mem::take(&mut self.own_pool);
+        let n = self.write_pooled(data, &mut pool);
+        self.own_pool = pool;
+        n
+    }
+
+    /// [`Self::write`] with blocks from a shared pool.
+    pub(crate) fn write_pooled(&mut self, data: &[u8], pool: &mut BlockPool) -> usize {
         if self.fin.is_some() {
             return 0;
         }
-        self.ring.push(data)
+        self.ring.push(data, pool)
     }
 
     /// No more writes: a FIN follows the data.
@@ -290,6 +308,19 @@ impl SendStream {
 
     /// The peer acknowledged `[offset, offset + len)` (and the FIN, if `fin`).
     pub(crate) fn on_acked(&mut self, offset: u64, len: usize, fin: bool) {
+        let mut pool = core::mem::take(&mut self.own_pool);
+        self.on_acked_pooled(offset, len, fin, &mut pool);
+        self.own_pool = pool;
+    }
+
+    /// [`Self::on_acked`] giving emptied blocks to a shared pool.
+    pub(crate) fn on_acked_pooled(
+        &mut self,
+        offset: u64,
+        len: usize,
+        fin: bool,
+        pool: &mut BlockPool,
+    ) {
         if fin {
             self.fin_acked = true;
         }
@@ -303,7 +334,7 @@ impl SendStream {
         if let Some(first) = self.acked.first() {
             if first.start <= self.base {
                 let advance = first.end - self.base;
-                self.ring.consume(advance as usize);
+                self.ring.consume(advance as usize, pool);
                 self.base = first.end;
                 self.acked.remove_below(self.base);
             }
