@@ -182,7 +182,7 @@ impl SendStream {
     pub(crate) fn new(buffer: usize, initial_credit: u64) -> Self {
         SendStream {
             ring: Ring::new(buffer),
-            own_pool: BlockPool::new(2),
+            own_pool: BlockPool::new(buffer.div_ceil(BLOCK)),
             base: 0,
             sent: 0,
             retransmit: RangeSet::default(),
