@@ -37,7 +37,10 @@ pub struct ChannelConfig {
     pub send_buffer: usize,
     /// Most bytes buffered for sending over all channels of one stream: writes beyond it
     /// return `WouldBlock` (a `ChannelWritable` follows). Bounds the memory a thousand
-    /// writers can pin, and keeps the bytes on their way warm in the cache.
+    /// writers can pin, and keeps the bytes on their way warm in the cache. The default
+    /// equals `send_buffer`: a thousand channels buffer no more than one may. It also bounds
+    /// the channels' bytes in flight: on a long fat path raise both (bytes in flight ≈
+    /// rate × RTT).
     pub send_budget: usize,
     /// Receive window of one reliable channel: unread bytes the peer may send ahead.
     pub receive_window: u64,
@@ -60,7 +63,7 @@ impl Default for ChannelConfig {
             max_cookie_len: 1024,
             max_pending_opens: 64,
             send_buffer: 1024 * 1024,
-            send_budget: 4 * 1024 * 1024,
+            send_budget: 1024 * 1024,
             receive_window: 1024 * 1024,
             control_window: 64 * 1024,
             keepalive_interval: Duration::from_secs(5),
