@@ -35,13 +35,6 @@ pub struct ChannelConfig {
     pub max_pending_opens: usize,
     /// Send buffer of one reliable channel (grows on demand up to this).
     pub send_buffer: usize,
-    /// Most bytes buffered for sending over all channels of one stream: writes beyond it
-    /// return `WouldBlock` (a `ChannelWritable` follows). Bounds the memory a thousand
-    /// writers can pin, and keeps the bytes on their way warm in the cache. The default
-    /// equals `send_buffer`: a thousand channels buffer no more than one may. It also bounds
-    /// the channels' bytes in flight: on a long fat path raise both (bytes in flight ≈
-    /// rate × RTT).
-    pub send_budget: usize,
     /// Receive window of one reliable channel: unread bytes the peer may send ahead.
     pub receive_window: u64,
     /// Send buffer and receive window of a stream's control stream (OPEN, ACCEPT, CLOSE,
@@ -63,7 +56,6 @@ impl Default for ChannelConfig {
             max_cookie_len: 1024,
             max_pending_opens: 64,
             send_buffer: 1024 * 1024,
-            send_budget: 1024 * 1024,
             receive_window: 1024 * 1024,
             control_window: 64 * 1024,
             keepalive_interval: Duration::from_secs(5),

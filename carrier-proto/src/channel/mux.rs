@@ -58,10 +58,6 @@ const POOL_BLOCKS: usize = 64;
 /// Bytes a channel sends per turn of the round-robin (see [`Mux::emit_chunk`]).
 const QUANTUM: usize = 16 * 1024;
 
-/// Budget that must be free before a channel waiting for it is woken (so wakeups come in
-/// useful amounts, not one per acknowledged packet).
-const WAKE_ROOM: usize = 16 * 1024;
-
 /// One channel's transport state.
 #[derive(Debug)]
 struct ChannelIo {
@@ -77,8 +73,6 @@ struct ChannelIo {
     draining: bool,
     /// The peer paused the channel (PEND; the table's flag, kept here for the send path).
     remote_paused: bool,
-    /// In the `budget_waiters` queue.
-    waiting_budget: bool,
     /// Unreliable streams: when we last heard from the peer on this channel.
     last_rx: Instant,
     /// Unreliable streams: when we last sent on this channel.
@@ -114,7 +108,6 @@ impl ChannelIo {
             want_writable: false,
             draining: false,
             remote_paused: false,
-            waiting_budget: false,
             last_rx: now,
             last_tx: now,
         }
@@ -170,10 +163,6 @@ pub(crate) struct Mux {
     turn_left: usize,
     /// Channels draining (closed with data still unacknowledged).
     draining: usize,
-    /// Bytes written and not yet acknowledged, over all channels (at most `send_budget`).
-    buffered: usize,
-    /// Channels whose writer waits for `buffered` to drop.
-    budget_waiters: VecDeque<u64>,
     /// Send-buffer blocks shared by the channels (the most recently freed is reused first).
     pool: BlockPool,
     /// Out-of-order segments held across all channels now.
@@ -215,8 +204,6 @@ impl Mux {
             segments_held: 0,
             turn_left: 0,
             draining: 0,
-            buffered: 0,
-            budget_waiters: VecDeque::new(),
             pool: BlockPool::new(POOL_BLOCKS),
             cfg: cfg.clone(),
         }
@@ -353,22 +340,13 @@ impl Mux {
             return Err(ChannelError::WrongStreamKind.into());
         }
         self.check_send(id)?;
-        let budget = self.cfg.send_budget.saturating_sub(self.buffered);
         let io = self
             .channels
             .get_mut(&id.0)
             .ok_or(ChannelError::UnknownChannel)?;
-        let n = io
-            .send
-            .write_pooled(&data[..data.len().min(budget)], &mut self.pool);
-        self.buffered += n;
+        let n = io.send.write_pooled(data, &mut self.pool);
         if n < data.len() {
             io.want_writable = true;
-            if self.buffered >= self.cfg.send_budget && !io.waiting_budget {
-                // The stream's budget, not the channel's buffer, stopped the write.
-                io.waiting_budget = true;
-                self.budget_waiters.push_back(id.0);
-            }
         }
         if n > 0 {
             self.requeue(id.0);
@@ -387,18 +365,13 @@ impl Mux {
         }
     }
 
-    /// Room in a reliable channel's send buffer, within the stream's send budget (0 while
-    /// the peer has it paused).
+    /// Room in a reliable channel's send buffer (0 while the peer has it paused).
     pub(crate) fn writable_bytes(&self, id: ChannelId) -> Result<usize, ChannelError> {
         self.table.state(id).ok_or(ChannelError::UnknownChannel)?;
         if self.table.remote_paused(id) == Some(true) {
             return Ok(0);
         }
-        let budget = self.cfg.send_budget.saturating_sub(self.buffered);
-        Ok(self
-            .channels
-            .get(&id.0)
-            .map_or(0, |io| io.send.free().min(budget)))
+        Ok(self.channels.get(&id.0).map_or(0, |io| io.send.free()))
     }
 
     /// An unreliable channel's datagram went out.
@@ -414,10 +387,8 @@ impl Mux {
         self.apply(ctx, session, Instant::ZERO);
         self.channels.clear();
         self.segments_held = 0;
-        self.buffered = 0;
         self.draining = 0;
         self.turn_left = 0;
-        self.budget_waiters.clear();
         self.ready.clear();
         self.credit.clear();
         self.writable.clear();
@@ -440,7 +411,6 @@ impl Mux {
         self.segments_held = self
             .segments_held
             .saturating_sub(io.recv.buffered_segments());
-        self.buffered = self.buffered.saturating_sub(io.send.buffered());
         if io.draining {
             self.draining -= 1;
         }
@@ -953,13 +923,11 @@ impl Mux {
                 };
                 match fate {
                     Fate::Acked => {
-                        let before = io.send.buffered();
                         io.send
                             .on_acked_pooled(offset, len as usize, fin, &mut self.pool);
-                        self.buffered = self.buffered.saturating_sub(before - io.send.buffered());
                         if io.draining && io.send.is_done() {
                             self.drained.push_back(channel);
-                        } else if io.want_writable && io.send.free() > 0 && !io.waiting_budget {
+                        } else if io.want_writable && io.send.free() > 0 {
                             self.writable.push(channel);
                         }
                     }
@@ -989,26 +957,11 @@ impl Mux {
         session: SessionId,
         now: Instant,
     ) -> Result<(), MuxError> {
-        // Writers waiting for the stream's budget, first come first served, one per
-        // WAKE_ROOM of budget free (each may then write a useful amount).
-        let mut free = self.cfg.send_budget.saturating_sub(self.buffered);
-        while free >= WAKE_ROOM {
-            let Some(id) = self.budget_waiters.pop_front() else {
-                break;
-            };
-            if let Some(io) = self.channels.get_mut(&id) {
-                io.waiting_budget = false;
-                if io.send.free() > 0 {
-                    self.writable.push(id);
-                    free -= WAKE_ROOM;
-                }
-            }
-        }
         for id in core::mem::take(&mut self.writable) {
             let Some(io) = self.channels.get_mut(&id) else {
                 continue;
             };
-            if io.want_writable && !io.draining && !io.waiting_budget {
+            if io.want_writable && !io.draining {
                 io.want_writable = false;
                 ctx.emit(Event::ChannelWritable {
                     session,

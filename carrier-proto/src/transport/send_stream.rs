@@ -235,11 +235,6 @@ impl SendStream {
         self.fin.is_some()
     }
 
-    /// Bytes written and not yet acknowledged (what the buffer holds).
-    pub(crate) fn buffered(&self) -> usize {
-        self.ring.len
-    }
-
     /// Everything written has been acknowledged (nothing buffered).
     pub(crate) fn all_acked(&self) -> bool {
         self.ring.len == 0
