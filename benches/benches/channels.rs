@@ -18,6 +18,8 @@
 //! `cargo bench -p carrier-benches --bench channels -- --warm-up-time 2 --measurement-time 5`
 
 use std::cell::RefCell;
+
+use bytes::Bytes;
 use std::hint::black_box;
 use std::time::{Duration, Instant as WallClock};
 
@@ -31,42 +33,55 @@ const TOTAL: u64 = 64 * 1024 * 1024;
 const MANY: usize = 1000;
 
 fn goodput(c: &mut Criterion) {
-    let source = vec![0x5Au8; 256 * 1024];
+    let source = Bytes::from(vec![0x5Au8; 256 * 1024]);
     let mut g = c.benchmark_group("channels_goodput");
     g.throughput(Throughput::Bytes(TOTAL));
     g.sampling_mode(SamplingMode::Flat);
     g.sample_size(10);
-    let mut medians = Vec::new();
-    for n in [1, MANY] {
-        let mut cp = ChannelPair::new(Config::default(), n);
-        // Warm up: slow start, buffers grown.
-        cp.transfer(TOTAL, &source);
-        let rates = RefCell::new(Vec::new());
-        g.bench_function(format!("{n}"), |b| {
-            b.iter_custom(|iters| {
-                let mut sum = Duration::ZERO;
-                for _ in 0..iters {
-                    let start = WallClock::now();
-                    black_box(cp.transfer(TOTAL, &source));
-                    let d = start.elapsed();
-                    rates.borrow_mut().push(TOTAL as f64 / d.as_secs_f64());
-                    sum += d;
-                }
-                sum
-            })
-        });
-        medians.push(median(&mut rates.into_inner()));
+    for zero_copy in [false, true] {
+        let mut medians = Vec::new();
+        for n in [1, MANY] {
+            let mut cp = ChannelPair::new(Config::default(), n);
+            cp.zero_copy = zero_copy;
+            // Warm up: slow start, buffers grown.
+            cp.transfer(TOTAL, &source);
+            let rates = RefCell::new(Vec::new());
+            let name = if zero_copy {
+                format!("{n}/zero_copy")
+            } else {
+                format!("{n}")
+            };
+            g.bench_function(name, |b| {
+                b.iter_custom(|iters| {
+                    let mut sum = Duration::ZERO;
+                    for _ in 0..iters {
+                        let start = WallClock::now();
+                        black_box(cp.transfer(TOTAL, &source));
+                        let d = start.elapsed();
+                        rates.borrow_mut().push(TOTAL as f64 / d.as_secs_f64());
+                        sum += d;
+                    }
+                    sum
+                })
+            });
+            medians.push(median(&mut rates.into_inner()));
+        }
+        if medians.iter().any(|m| m.is_nan()) {
+            continue; // filtered out
+        }
+        let how = if zero_copy {
+            "write_channel_bytes"
+        } else {
+            "write_channel"
+        };
+        println!(
+            "channels_goodput with {how} (this run, per-iteration medians): 1 channel {:.2} GB/s, {MANY} channels {:.2} GB/s, ratio {:.3} (target ≥ 0.9)",
+            medians[0] / 1e9,
+            medians[1] / 1e9,
+            medians[1] / medians[0]
+        );
     }
     g.finish();
-    if medians.iter().any(|m| m.is_nan()) {
-        return; // filtered out
-    }
-    println!(
-        "channels_goodput (this run, per-iteration medians): 1 channel {:.2} GB/s, {MANY} channels {:.2} GB/s, ratio {:.3} (target ≥ 0.9)",
-        medians[0] / 1e9,
-        medians[1] / 1e9,
-        medians[1] / medians[0]
-    );
 }
 
 fn open_close(c: &mut Criterion) {

@@ -4,6 +4,8 @@
 //! [`print_table`] with all the figures.
 
 use std::collections::VecDeque;
+
+use bytes::Bytes;
 use std::time::{Duration, Instant as WallClock};
 
 use carrier_proto::StreamId;
@@ -45,6 +47,9 @@ pub struct ChannelPair {
     queued: Vec<bool>,
     /// Channels whose writer may go on.
     writable: VecDeque<usize>,
+    /// Write with `write_channel_bytes` (slices of the source, no copy into the send
+    /// buffer) instead of `write_channel`.
+    pub zero_copy: bool,
 }
 
 impl ChannelPair {
@@ -62,6 +67,7 @@ impl ChannelPair {
             remaining: Vec::new(),
             queued: Vec::new(),
             writable: VecDeque::new(),
+            zero_copy: false,
         };
         cp.open(n);
         cp
@@ -194,7 +200,7 @@ impl ChannelPair {
     /// Sends `total` bytes from `a` to `b`, spread evenly over all channels (each writes
     /// slices of `source` until its buffer is full, and goes on at `ChannelWritable`).
     /// Returns the bytes received.
-    pub fn transfer(&mut self, total: u64, source: &[u8]) -> u64 {
+    pub fn transfer(&mut self, total: u64, source: &Bytes) -> u64 {
         let n = self.channels.len() as u64;
         assert!(n > 0, "no channels");
         for (i, r) in self.remaining.iter_mut().enumerate() {
@@ -216,7 +222,14 @@ impl ChannelPair {
                 let id = self.channels[i];
                 while self.remaining[i] > 0 {
                     let len = (self.remaining[i] as usize).min(source.len());
-                    match self.a().write_channel(now, stream, id, &source[..len]) {
+                    let zero_copy = self.zero_copy;
+                    let result = if zero_copy {
+                        self.a()
+                            .write_channel_bytes(now, stream, id, source.slice(..len))
+                    } else {
+                        self.a().write_channel(now, stream, id, &source[..len])
+                    };
+                    match result {
                         Ok(k) => self.remaining[i] -= k as u64,
                         Err(Error::WouldBlock) => break,
                         Err(e) => panic!("write_channel: {e}"),
@@ -285,10 +298,18 @@ pub struct Goodput {
 
 /// Goodput of one channel and of `many` channels on one stream, measured in the same
 /// process: `runs` transfers of `total` bytes each, alternating between the two pairs.
-pub fn goodput_pair(config: &Config, many: usize, total: u64, runs: usize) -> (Goodput, Goodput) {
-    let source = vec![0x5Au8; 256 * 1024];
+pub fn goodput_pair(
+    config: &Config,
+    many: usize,
+    total: u64,
+    runs: usize,
+    zero_copy: bool,
+) -> (Goodput, Goodput) {
+    let source = Bytes::from(vec![0x5Au8; 256 * 1024]);
     let mut one = ChannelPair::new(config.clone(), 1);
     let mut lots = ChannelPair::new(config.clone(), many);
+    one.zero_copy = zero_copy;
+    lots.zero_copy = zero_copy;
     // Warm up: slow start, buffers grown.
     one.transfer(total, &source);
     lots.transfer(total, &source);
@@ -313,7 +334,7 @@ pub fn goodput_pair(config: &Config, many: usize, total: u64, runs: usize) -> (G
 /// Goodput (median bytes per second over `runs` of `total` bytes, after one warm-up run)
 /// for each channel count in `counts`, the runs interleaved across the counts.
 pub fn goodput_sweep(config: &Config, counts: &[usize], total: u64, runs: usize) -> Vec<f64> {
-    let source = vec![0x5Au8; 256 * 1024];
+    let source = Bytes::from(vec![0x5Au8; 256 * 1024]);
     let mut pairs: Vec<ChannelPair> = counts
         .iter()
         .map(|&n| {
@@ -582,7 +603,6 @@ pub fn bottleneck_goodput(link: LinkConfig, n: usize, warmup: Duration, measure:
 pub fn print_table(many: usize) {
     let config = Config::default();
     let total = 64 * 1024 * 1024;
-    let (one, lots) = goodput_pair(&config, many, total, 5);
     let plain = plain_goodput(total, 5);
     println!();
     println!("| measurement (in memory, 64 MiB per run, median of 5) | value |");
@@ -591,21 +611,30 @@ pub fn print_table(many: usize) {
         "| plain reliable stream (no channels), for reference | {:.2} GB/s |",
         plain / 1e9
     );
-    for (label, g) in [
-        ("1 channel".to_string(), one),
-        (format!("{many} channels (64 MiB spread evenly)"), lots),
+    for (zero_copy, how) in [
+        (false, "write_channel (copied)"),
+        (true, "write_channel_bytes (zero-copy)"),
     ] {
+        let (one, lots) = goodput_pair(&config, many, total, 5, zero_copy);
+        for (label, g) in [
+            (format!("1 channel, {how}"), one),
+            (
+                format!("{many} channels (64 MiB spread evenly), {how}"),
+                lots,
+            ),
+        ] {
+            println!(
+                "| {label} | {:.2} GB/s ({} datagrams, {} exchange rounds per run) |",
+                g.rate / 1e9,
+                g.packets,
+                g.rounds
+            );
+        }
         println!(
-            "| {label} | {:.2} GB/s ({} datagrams, {} exchange rounds per run) |",
-            g.rate / 1e9,
-            g.packets,
-            g.rounds
+            "| {many} channels / 1 channel, {how} | {:.3} |",
+            lots.rate / one.rate
         );
     }
-    println!(
-        "| {many} channels / 1 channel | {:.3} |",
-        lots.rate / one.rate
-    );
 
     // How goodput falls with the channel count; 8 MiB per run keeps the buffered bytes
     // small (8 KiB per channel at 1000), separating per-channel costs from cache misses.

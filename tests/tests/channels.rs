@@ -335,6 +335,54 @@ fn channel_zero_is_the_streams_plain_data_next_to_channels() {
 }
 
 #[test]
+fn zero_copy_writes_arrive_intact_over_loss() {
+    let mut t = Setup::new(15, RELIABLE_MUX, LinkConfig::wan().with_loss(0.05));
+    let id = t.open_accepted(true, b"zc");
+    let data = Bytes::from(payload(400_000, 16));
+    let plain = Bytes::from(payload(100_000, 17));
+    let (p, s) = t.side(true);
+    let (mut sent, mut sent_plain) = (0, 0);
+    let deadline = t.sim.now + Duration::from_secs(60);
+    while t.received(false, id).len() < data.len() && t.sim.now < deadline {
+        let now = t.sim.now;
+        let stream = t.stream;
+        while sent < data.len() {
+            // Slices of one buffer, as an application holding a file in memory would.
+            let piece = data.slice(sent..(sent + 50_000).min(data.len()));
+            match t
+                .sim
+                .session(p, s)
+                .write_channel_bytes(now, stream, id, piece)
+            {
+                Ok(n) => sent += n,
+                Err(Error::WouldBlock) => break,
+                Err(e) => panic!("{e}"),
+            }
+        }
+        if sent_plain < plain.len() {
+            let piece = plain.slice(sent_plain..);
+            sent_plain += t
+                .sim
+                .session(p, s)
+                .write_bytes(now, stream, piece)
+                .unwrap_or(0);
+        }
+        t.sim.drain(p);
+        assert!(t.sim.step());
+    }
+    assert_eq!(t.received(false, id), data[..]);
+    t.sim.run_for(Duration::from_secs(2));
+    let (q, r) = t.side(false);
+    let got: Vec<u8> = t
+        .sim
+        .received(q, r, 0)
+        .iter()
+        .flat_map(|b| b.to_vec())
+        .collect();
+    assert_eq!(got, plain[..]);
+}
+
+#[test]
 fn a_refused_open_reaches_the_opener_as_close_error() {
     let mut t = Setup::new(2, RELIABLE_MUX, LinkConfig::wan());
     let (p, s) = t.side(true);

@@ -45,7 +45,7 @@ use crate::stream::StreamId;
 use crate::time::Instant;
 use crate::transport::recovery::{Fate, SentFrame, SentPacket};
 use crate::transport::recv_stream::{RecvError, RecvStream};
-use crate::transport::send_stream::{BlockPool, SendStream};
+use crate::transport::send_stream::{BlockPool, Payload, SendStream};
 use crate::transport::varint;
 use crate::types::CloseReason;
 
@@ -335,7 +335,7 @@ impl Mux {
     }
 
     /// Queues bytes on a reliable channel; returns how many fit the channel's buffer.
-    pub(crate) fn write(&mut self, id: ChannelId, data: &[u8]) -> Result<usize, Error> {
+    pub(crate) fn write(&mut self, id: ChannelId, data: Payload<'_>) -> Result<usize, Error> {
         if !self.reliable {
             return Err(ChannelError::WrongStreamKind.into());
         }
@@ -344,14 +344,15 @@ impl Mux {
             .channels
             .get_mut(&id.0)
             .ok_or(ChannelError::UnknownChannel)?;
+        let len = data.len();
         let n = io.send.write_pooled(data, &mut self.pool);
-        if n < data.len() {
+        if n < len {
             io.want_writable = true;
         }
         if n > 0 {
             self.requeue(id.0);
         }
-        if n == 0 && !data.is_empty() {
+        if n == 0 && len > 0 {
             return Err(Error::WouldBlock);
         }
         Ok(n)

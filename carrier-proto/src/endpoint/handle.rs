@@ -7,7 +7,9 @@ use crate::negotiation::{Answer, Offer, PendingOffer, Reply};
 use crate::session::{Session, SessionId, SessionPhase};
 use crate::stream::StreamId;
 use crate::time::Instant;
+use crate::transport::send_stream::Payload;
 use crate::types::{CloseReason, StreamOptions, StreamState, StreamType, TransportInfo};
+use bytes::Bytes;
 
 /// A session of an [`Endpoint`](crate::Endpoint), borrowed for the calls the application
 /// makes on it. Get one from [`Endpoint::session`](crate::Endpoint::session); after any call
@@ -145,7 +147,23 @@ impl SessionMut<'_> {
     ///   when acknowledgements free space. The bytes go out as `poll_output` is drained.
     pub fn write(&mut self, now: Instant, stream: StreamId, data: &[u8]) -> Result<usize, Error> {
         self.at(now);
-        self.session.write(self.ctx, now, stream, data)
+        self.session
+            .write(self.ctx, now, stream, Payload::Copy(data))
+    }
+
+    /// [`write`](Self::write) without a copy: on a reliable stream the send buffer keeps
+    /// (a slice of) `data` itself until the peer has it, and packets are filled straight
+    /// from it. Takes what fits the send buffer, like `write`; the rest of `data` is the
+    /// caller's to write again. On an unreliable stream it is `write`.
+    pub fn write_bytes(
+        &mut self,
+        now: Instant,
+        stream: StreamId,
+        data: Bytes,
+    ) -> Result<usize, Error> {
+        self.at(now);
+        self.session
+            .write(self.ctx, now, stream, Payload::Owned(data))
     }
 
     /// Room in a reliable stream's send buffer (0 for unreliable streams).
@@ -229,7 +247,22 @@ impl SessionMut<'_> {
     ) -> Result<usize, Error> {
         self.at(now);
         self.session
-            .write_channel(self.ctx, now, stream, channel, data)
+            .write_channel(self.ctx, now, stream, channel, Payload::Copy(data))
+    }
+
+    /// [`write_channel`](Self::write_channel) without a copy (see
+    /// [`write_bytes`](Self::write_bytes)): a reliable channel's send buffer keeps `data`
+    /// itself until the peer has it.
+    pub fn write_channel_bytes(
+        &mut self,
+        now: Instant,
+        stream: StreamId,
+        channel: ChannelId,
+        data: Bytes,
+    ) -> Result<usize, Error> {
+        self.at(now);
+        self.session
+            .write_channel(self.ctx, now, stream, channel, Payload::Owned(data))
     }
 
     /// Closes a channel, in any state, with `reason`; the peer is told and both sides get

@@ -11,6 +11,7 @@ use crate::error::Error;
 use crate::packet::{Frame, OVERHEAD};
 use crate::stream::StreamId;
 use crate::time::Instant;
+use crate::transport::send_stream::Payload;
 use crate::types::{CloseReason, StreamState};
 
 /// Most KEEPALIVE frames put in one packet (each is at most 11 bytes).
@@ -158,12 +159,13 @@ impl Session {
         now: Instant,
         stream: StreamId,
         channel: ChannelId,
-        data: &[u8],
+        payload: Payload<'_>,
     ) -> Result<usize, Error> {
         let mux = self.mux_mut(stream, "write_channel")?;
         if mux.is_reliable() {
-            return mux.write(channel, data);
+            return mux.write(channel, payload);
         }
+        let data = payload.as_slice();
         mux.check_send(channel)?;
         let max = self.max_channel_datagram_size(ctx, stream, channel)?;
         if data.len() > max {

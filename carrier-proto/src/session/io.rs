@@ -14,6 +14,7 @@ use crate::packet::{
 };
 use crate::stream::{StateReason, StreamId};
 use crate::time::Instant;
+use crate::transport::send_stream::Payload;
 use crate::types::{CloseReason, StreamState};
 
 /// A datagram routed to this session, checksum verified, with where it came from.
@@ -367,7 +368,7 @@ impl Session {
         ctx: &mut Context,
         now: Instant,
         stream: StreamId,
-        data: &[u8],
+        payload: Payload<'_>,
     ) -> Result<usize, Error> {
         let s = self.stream(stream).ok_or(Error::UnknownStream)?;
         if s.state != StreamState::Connected {
@@ -377,8 +378,9 @@ impl Session {
             });
         }
         if s.is_reliable() {
-            return self.write_reliable(stream, data);
+            return self.write_reliable(stream, payload);
         }
+        let data = payload.as_slice();
         let max = self.max_datagram_size(ctx, stream)?;
         if data.len() > max {
             return Err(Error::PayloadTooLarge {

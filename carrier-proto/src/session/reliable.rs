@@ -18,6 +18,7 @@ use crate::time::Instant;
 use crate::transport::ack;
 use crate::transport::recovery::{Fate, SentFrame, SentPacket};
 use crate::transport::recv_stream::RecvError;
+use crate::transport::send_stream::Payload;
 use crate::transport::varint;
 use crate::types::StreamState;
 
@@ -461,7 +462,11 @@ impl Session {
     }
 
     /// `write` on a reliable stream: takes what fits the send buffer.
-    pub(crate) fn write_reliable(&mut self, stream: StreamId, data: &[u8]) -> Result<usize, Error> {
+    pub(crate) fn write_reliable(
+        &mut self,
+        stream: StreamId,
+        data: Payload<'_>,
+    ) -> Result<usize, Error> {
         let r = self
             .streams
             .get_mut(stream.index())
@@ -473,11 +478,12 @@ impl Session {
                 state: StreamState::Connected,
             });
         }
-        let n = r.send.write(data);
-        if n < data.len() {
+        let len = data.len();
+        let n = r.send.write_payload(data);
+        if n < len {
             r.want_writable = true;
         }
-        if n == 0 && !data.is_empty() {
+        if n == 0 && len > 0 {
             return Err(Error::WouldBlock);
         }
         Ok(n)

@@ -14,7 +14,7 @@
 //! steady-state sending allocates nothing.
 
 use alloc::collections::VecDeque;
-use bytes::{BufMut, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 use core::ops::Range;
 
 use super::range_set::RangeSet;
@@ -47,26 +47,41 @@ impl BlockPool {
     }
 
     fn put(&mut self, mut block: BytesMut) {
-        if self.blocks.len() < self.max {
-            block.clear();
+        block.clear();
+        // Only whole blocks are kept (an advanced tail may have lost some of its room).
+        if self.blocks.len() < self.max && block.try_reclaim(BLOCK) {
             self.blocks.push(block);
+        }
+    }
+
+    /// A sealed segment whose bytes were acknowledged: back into the pool if it is one of
+    /// our blocks and nothing else holds it (the application's `Bytes` are just dropped).
+    fn recycle(&mut self, segment: Bytes) {
+        if let Ok(block) = segment.try_into_mut() {
+            if block.capacity() >= BLOCK {
+                self.put(block);
+            }
         }
     }
 }
 
-/// A byte queue of bounded capacity, stored in blocks of [`BLOCK`] bytes that are taken
-/// from a [`BlockPool`] as data is written and given back as it is acknowledged.
+/// A byte queue of bounded capacity, kept as a list of segments: blocks of [`BLOCK`] bytes
+/// that copying writes fill (taken from a [`BlockPool`], given back once acknowledged),
+/// and the application's own [`Bytes`] handed over without a copy.
 ///
 /// Memory follows what is buffered, not the capacity, so a thousand mostly idle channels
-/// hold little; and a block freed by one channel's acknowledgement is the one the next
-/// writer gets, so the bytes on their way stay warm in the cache whatever the number of
-/// channels. In steady state nothing is allocated.
+/// hold little; a block freed by one channel's acknowledgement is the one the next writer
+/// gets, so the bytes on their way stay warm in the cache; and a zero-copy write leaves the
+/// bytes where the application keeps them. In steady state nothing is allocated.
 #[derive(Debug, Default)]
 struct Ring {
-    /// Blocks in order; every block but the last is full. The data starts at `head` in the
-    /// first block.
-    blocks: VecDeque<BytesMut>,
-    head: usize,
+    /// Sealed segments in order, each with the ring position of its first byte.
+    segments: VecDeque<(u64, Bytes)>,
+    /// The block copying writes fill, after the segments; its first byte is at `tail_at`.
+    tail: BytesMut,
+    tail_at: u64,
+    /// Ring position of the first byte held (positions count every byte ever pushed).
+    front: u64,
     /// Bytes held (at most `capacity`).
     len: usize,
     /// The most bytes the ring holds (the send buffer size).
@@ -85,23 +100,49 @@ impl Ring {
         self.capacity - self.len
     }
 
-    /// Appends as much of `data` as fits; returns how much.
+    /// The position after the last byte held.
+    fn end(&self) -> u64 {
+        self.front + self.len as u64
+    }
+
+    /// Ends the tail block (it becomes a sealed segment) so that a new segment can follow.
+    fn seal(&mut self) {
+        if !self.tail.is_empty() {
+            let block = core::mem::take(&mut self.tail).freeze();
+            self.segments.push_back((self.tail_at, block));
+        }
+        self.tail_at = self.end();
+    }
+
+    /// Appends as much of `data` as fits, copying it into blocks; returns how much.
     fn push(&mut self, data: &[u8], pool: &mut BlockPool) -> usize {
         let n = data.len().min(self.free());
         let mut rest = &data[..n];
         while !rest.is_empty() {
-            let room = self.blocks.back().map_or(0, |b| BLOCK - b.len());
+            let room = self.tail.capacity() - self.tail.len();
             if room == 0 {
-                self.blocks.push_back(pool.take());
+                self.seal();
+                self.tail = pool.take();
                 continue;
             }
             let take = room.min(rest.len());
-            if let Some(b) = self.blocks.back_mut() {
-                b.extend_from_slice(&rest[..take]);
-            }
+            self.tail.extend_from_slice(&rest[..take]);
+            self.len += take;
             rest = &rest[take..];
         }
-        self.len += n;
+        n
+    }
+
+    /// Appends as much of `data` as fits without copying it; returns how much.
+    fn push_bytes(&mut self, mut data: Bytes) -> usize {
+        let n = data.len().min(self.free());
+        data.truncate(n);
+        if n > 0 {
+            self.seal();
+            self.segments.push_back((self.tail_at, data));
+            self.len += n;
+            self.tail_at = self.end();
+        }
         n
     }
 
@@ -109,40 +150,88 @@ impl Ring {
     fn consume(&mut self, n: usize, pool: &mut BlockPool) {
         let n = n.min(self.len);
         self.len -= n;
-        self.head += n;
-        while self.head >= BLOCK || (self.len == 0 && !self.blocks.is_empty()) {
-            let Some(block) = self.blocks.pop_front() else {
+        self.front += n as u64;
+        while let Some((at, seg)) = self.segments.front() {
+            if at + seg.len() as u64 > self.front {
                 break;
-            };
-            self.head = self.head.saturating_sub(BLOCK);
-            pool.put(block);
+            }
+            if let Some((_, seg)) = self.segments.pop_front() {
+                pool.recycle(seg);
+            }
         }
-        if self.len == 0 {
-            self.head = 0;
+        if self.front > self.tail_at {
+            // Into the tail block: drop its consumed prefix in place.
+            let k = ((self.front - self.tail_at) as usize).min(self.tail.len());
+            bytes::Buf::advance(&mut self.tail, k);
+            self.tail_at += k as u64;
+        }
+        if self.len == 0 && self.tail.capacity() < BLOCK / 2 {
+            // Nearly used up by consumed prefixes: a fresh block next time.
+            let tail = core::mem::take(&mut self.tail);
+            pool.put(tail);
         }
     }
 
-    /// Appends bytes `[at, at + len)` (relative to the head) to `out`.
+    /// Appends bytes `[at, at + len)` (relative to the first byte held) to `out`.
     fn copy_out(&self, at: usize, len: usize, out: &mut BytesMut) {
         debug_assert!(at + len <= self.len);
-        let mut pos = self.head + at;
+        let mut pos = self.front + at as u64;
         let mut left = len;
+        // The segment holding `pos`: the last one starting at or before it.
+        let mut i = self
+            .segments
+            .partition_point(|&(start, _)| start <= pos)
+            .saturating_sub(1);
         while left > 0 {
-            let Some(block) = self.blocks.get(pos / BLOCK) else {
-                return;
+            let (start, seg, in_tail): (u64, &[u8], bool) = match self.segments.get(i) {
+                Some((start, seg)) if *start <= pos => (*start, seg, false),
+                _ => (self.tail_at, &self.tail, true),
             };
-            let from = pos % BLOCK;
-            let take = left.min(block.len() - from);
-            out.put_slice(&block[from..from + take]);
-            pos += take;
+            let from = (pos - start) as usize;
+            let avail = seg.len().saturating_sub(from);
+            if avail == 0 {
+                // `pos` is where this piece ends: the data goes on in the next one.
+                if in_tail {
+                    return;
+                }
+                i += 1;
+                continue;
+            }
+            let take = left.min(avail);
+            out.put_slice(&seg[from..from + take]);
+            pos += take as u64;
             left -= take;
+            i += 1;
         }
     }
 
-    /// Bytes of memory the ring holds now.
+    /// Bytes of memory the ring holds now (blocks counted whole).
     #[cfg(test)]
     fn allocated(&self) -> usize {
-        self.blocks.len() * BLOCK
+        self.segments.len() * BLOCK + self.tail.capacity()
+    }
+}
+
+/// What a write hands over: bytes to copy into the send buffer, or the application's own
+/// [`Bytes`], kept as they are (no copy; the send path copies from them into packets).
+#[derive(Clone, Debug)]
+pub(crate) enum Payload<'a> {
+    /// Copy these bytes.
+    Copy(&'a [u8]),
+    /// Keep these bytes.
+    Owned(Bytes),
+}
+
+impl Payload<'_> {
+    pub(crate) fn len(&self) -> usize {
+        self.as_slice().len()
+    }
+
+    pub(crate) fn as_slice(&self) -> &[u8] {
+        match self {
+            Payload::Copy(data) => data,
+            Payload::Owned(data) => data,
+        }
     }
 }
 
@@ -210,18 +299,27 @@ impl SendStream {
 
     /// Takes as much of `data` as fits the buffer; returns how much.
     pub(crate) fn write(&mut self, data: &[u8]) -> usize {
+        self.write_payload(Payload::Copy(data))
+    }
+
+    /// Takes as much of `data` as fits the buffer (copied, or kept without a copy);
+    /// returns how much.
+    pub(crate) fn write_payload(&mut self, data: Payload<'_>) -> usize {
         let mut pool = core::mem::take(&mut self.own_pool);
         let n = self.write_pooled(data, &mut pool);
         self.own_pool = pool;
         n
     }
 
-    /// [`Self::write`] with blocks from a shared pool.
-    pub(crate) fn write_pooled(&mut self, data: &[u8], pool: &mut BlockPool) -> usize {
+    /// [`Self::write_payload`] with blocks from a shared pool.
+    pub(crate) fn write_pooled(&mut self, data: Payload<'_>, pool: &mut BlockPool) -> usize {
         if self.fin.is_some() {
             return 0;
         }
-        self.ring.push(data, pool)
+        match data {
+            Payload::Copy(data) => self.ring.push(data, pool),
+            Payload::Owned(data) => self.ring.push_bytes(data),
+        }
     }
 
     /// No more writes: a FIN follows the data.
@@ -383,9 +481,10 @@ mod tests {
     }
 
     #[test]
-    fn the_ring_grows_on_demand_and_keeps_the_bytes_in_order() {
-        // Random writes and in-order acks against a model: the ring wraps and grows (from
-        // 4 KiB towards 100 KB) and every chunk still reads back the bytes written.
+    fn the_ring_keeps_the_bytes_in_order_whatever_the_writes() {
+        // Random copying and zero-copy writes and in-order acks against a model: blocks
+        // fill, seal and recycle, the tail is consumed in place, and every chunk still
+        // reads back the bytes written.
         let mut s = SendStream::new(100_000, u64::MAX);
         let mut model: Vec<u8> = Vec::new();
         let mut acked = 0usize;
@@ -396,21 +495,34 @@ mod tests {
             seed ^= seed << 17;
             (seed % m as u64) as usize
         };
-        for round in 0..400 {
+        for round in 0..600 {
             let n = next(6000);
             let data: Vec<u8> = (0..n).map(|i| (round * 31 + i) as u8).collect();
-            let took = s.write(&data);
+            let took = if next(3) == 0 {
+                s.write_payload(Payload::Owned(Bytes::from(data.clone())))
+            } else {
+                s.write(&data)
+            };
             assert_eq!(took, n.min(100_000 - (model.len() - acked)));
             model.extend_from_slice(&data[..took]);
-            while let Some(c) = s.next_chunk(1500, u64::MAX) {
+            while let Some(c) = s.next_chunk(1 + next(1500), u64::MAX) {
                 let at = c.offset as usize;
                 assert_eq!(bytes(&s, c), &model[at..at + c.len]);
             }
-            let ack = next(model.len() - acked + 1);
+            // Read back anything still held, at a random place.
+            let held = model.len() - acked;
+            if held > 0 {
+                let from = next(held);
+                let len = 1 + next(held - from);
+                let mut out = BytesMut::new();
+                s.copy_chunk((acked + from) as u64, len, &mut out);
+                assert_eq!(&out[..], &model[acked + from..acked + from + len]);
+            }
+            let ack = next(held + 1);
             s.on_acked(acked as u64, ack, false);
             acked += ack;
         }
-        assert!(s.ring.allocated() <= 100_000 + 2 * BLOCK);
+        assert!(s.ring.allocated() <= 100_000 + 4 * BLOCK + 600 * 6000);
     }
 
     #[test]
