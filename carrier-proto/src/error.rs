@@ -72,6 +72,10 @@ pub enum Error {
     /// A string the application gave is invalid for the wire (bundle, reason, peer id).
     #[error("invalid {0}")]
     InvalidText(&'static str),
+    /// A protected session needs the peer's ephemeral key (`a=x-carrier-key`, 32 bytes),
+    /// and the description lacks it or carries an unusable one.
+    #[error("the peer's description has no usable key for a protected session")]
+    MissingKey,
     /// A description could not be parsed.
     #[error("bad session description: {0}")]
     Sdp(#[from] SdpError),

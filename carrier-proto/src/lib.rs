@@ -65,6 +65,7 @@ extern crate std;
 
 mod channel;
 mod config;
+mod crypto;
 mod endpoint;
 mod error;
 mod event;
@@ -83,6 +84,7 @@ pub use channel::{
     INITIAL_CONTROL_CREDIT,
 };
 pub use config::{Config, SdpLimits};
+pub use crypto::{KeySchedule, derive_schedule};
 pub use endpoint::{Endpoint, EndpointStats, HandlerId, Input, Output, SessionMut, Transmit};
 pub use error::Error;
 pub use event::Event;

@@ -7,7 +7,7 @@
 use bytes::BytesMut;
 use carrier_proto::CloseReason;
 use carrier_proto::packet::{
-    ChannelFrame, Check, CheckAck, Frame, FrameIter, Header, PacketError, PacketType,
+    ChannelFrame, Check, CheckAck, Frame, FrameIter, HEADER_LEN, Header, PacketError, PacketType,
     SESSION_SCOPE, write_packet,
 };
 
@@ -260,4 +260,146 @@ fn channel_data_vector() {
     assert_eq!(h, header);
     let back: Vec<_> = FrameIter::new(p).collect::<Result<_, _>>().unwrap();
     assert_eq!(back, frames);
+}
+
+// --- Packet protection (docs/PROTOCOL.md §2.9) ---------------------------------------------
+//
+// The vectors were computed outside the crate (Python, pyca/cryptography); here the crate's
+// key schedule and sealing must reproduce them byte for byte.
+
+/// The vector `name` as a fixed-size array.
+fn array<const N: usize>(name: &str) -> [u8; N] {
+    vector(name)
+        .try_into()
+        .unwrap_or_else(|v: Vec<u8>| panic!("vector {name} has {} bytes, not {N}", v.len()))
+}
+
+/// The schedule for the document's two secrets.
+fn doc_schedule() -> carrier_proto::KeySchedule {
+    carrier_proto::derive_schedule(array("ks-offerer-secret"), array("ks-answerer-secret"))
+        .expect("the document's secrets agree on a non-zero shared secret")
+}
+
+/// The 18-byte header of a DATA packet to `0x1122334455667788` with packet number `pn`,
+/// written by the crate's encoder.
+fn data_header(pn: u64) -> [u8; HEADER_LEN] {
+    let mut out = [0u8; HEADER_LEN];
+    Header {
+        packet_type: PacketType::Data,
+        destination: 0x1122_3344_5566_7788,
+        packet_number: pn,
+    }
+    .emit(&mut out);
+    out
+}
+
+/// AES-256-GCM sealing spelled out from a key and IV, without the crate's schedule: the
+/// nonce is `iv XOR (4 zero bytes ‖ pn)`; returns header ‖ ciphertext ‖ tag.
+fn seal_with(key: &[u8; 32], iv: &[u8; 12], pn: u64, header: &[u8], payload: &[u8]) -> Vec<u8> {
+    use ring::aead::{AES_256_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
+    let mut nonce = *iv;
+    for (n, p) in nonce[4..].iter_mut().zip(pn.to_be_bytes()) {
+        *n ^= p;
+    }
+    let key = LessSafeKey::new(UnboundKey::new(&AES_256_GCM, key).unwrap());
+    let mut body = payload.to_vec();
+    let tag = key
+        .seal_in_place_separate_tag(
+            Nonce::assume_unique_for_key(nonce),
+            Aad::from(header),
+            &mut body,
+        )
+        .unwrap();
+    [header, &body, tag.as_ref()].concat()
+}
+
+/// The first packet number of epoch 1.
+const EPOCH1: u64 = 1 << 22;
+
+#[test]
+fn key_schedule_vectors() {
+    // The inputs are the bytes 00..1f and 20..3f, unclamped.
+    let offerer: [u8; 32] = core::array::from_fn(|i| i as u8);
+    let answerer: [u8; 32] = core::array::from_fn(|i| 0x20 + i as u8);
+    assert_eq!(array::<32>("ks-offerer-secret"), offerer);
+    assert_eq!(array::<32>("ks-answerer-secret"), answerer);
+
+    let s = doc_schedule();
+    assert_eq!(s.offerer_public, array("ks-offerer-public"));
+    assert_eq!(s.answerer_public, array("ks-answerer-public"));
+    assert_eq!(s.shared, array("ks-shared"));
+    assert_eq!(s.offerer_traffic, array("ks-offerer-traffic"));
+    assert_eq!(s.answerer_traffic, array("ks-answerer-traffic"));
+    assert_eq!(
+        s.offerer_key0,
+        (array("ks-offerer-key0"), array("ks-offerer-iv0"))
+    );
+    assert_eq!(
+        s.answerer_key0,
+        (array("ks-answerer-key0"), array("ks-answerer-iv0"))
+    );
+    // The two directions differ at every level.
+    assert_ne!(s.offerer_traffic, s.answerer_traffic);
+    assert_ne!(s.offerer_key0.0, s.answerer_key0.0);
+    assert_ne!(s.offerer_key0.1, s.answerer_key0.1);
+
+    // The intermediate PRK: HKDF-Extract with the salt gives it, and the traffic secrets
+    // expand from it with the labels and both public keys.
+    let (prk, hk) = hkdf::Hkdf::<sha2::Sha256>::extract(Some(b"carrier v1"), &s.shared);
+    assert_eq!(prk.as_slice(), vector("ks-prk"));
+    let mut t = [0u8; 32];
+    let transcript = [s.offerer_public, s.answerer_public].concat();
+    hk.expand_multi_info(&[b"answerer traffic", &transcript], &mut t)
+        .unwrap();
+    assert_eq!(t, s.answerer_traffic);
+
+    // The same exchange from the answerer's side: the roles are not symmetric (swapping them
+    // swaps the public keys in the HKDF info), but the shared secret is.
+    let swapped = carrier_proto::derive_schedule(answerer, offerer).unwrap();
+    assert_eq!(swapped.shared, s.shared);
+    assert_eq!(swapped.offerer_public, s.answerer_public);
+    assert_ne!(swapped.offerer_traffic, s.answerer_traffic);
+}
+
+#[test]
+fn sealed_packet_vectors() {
+    let s = doc_schedule();
+
+    // Packet number 5: epoch 0.
+    let header = data_header(5);
+    assert_eq!(
+        header,
+        [
+            0xc2, 0x01, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88, 0, 0, 0, 0, 0, 0, 0, 0x05
+        ]
+    );
+    let payload = [&[0x01][..], b"hello"].concat();
+    let pn5 = s.offerer_packet(5, &header, &payload);
+    assert_eq!(pn5, vector("sealed-pn5"));
+    assert_eq!(pn5.len(), HEADER_LEN + payload.len() + 16);
+    assert_eq!(&pn5[..HEADER_LEN], header, "the header goes in clear");
+    assert_ne!(&pn5[HEADER_LEN..HEADER_LEN + payload.len()], payload);
+    // The document's epoch-0 key and IV, with the nonce spelled out, seal the same bytes.
+    let (key0, iv0) = (array("ks-offerer-key0"), array("ks-offerer-iv0"));
+    assert_eq!(seal_with(&key0, &iv0, 5, &header, &payload), pn5);
+
+    // Packet number 2^22: the first of epoch 1.
+    let header = data_header(EPOCH1);
+    assert_eq!(&header[10..], &[0, 0, 0, 0, 0, 0x40, 0, 0]);
+    let e1 = s.offerer_packet(EPOCH1, &header, &[0x01]);
+    assert_eq!(e1, vector("sealed-epoch1"));
+    assert_eq!(e1.len(), HEADER_LEN + 1 + 16);
+    // It is sealed with the document's epoch-1 key and IV ...
+    let (key1, iv1) = (array("ks-offerer-key1"), array("ks-offerer-iv1"));
+    assert_eq!(seal_with(&key1, &iv1, EPOCH1, &header, &[0x01]), e1);
+    // ... and not with epoch 0's: the key changed with the epoch.
+    assert_ne!(key1, key0);
+    assert_ne!(iv1, iv0);
+    assert_ne!(seal_with(&key0, &iv0, EPOCH1, &header, &[0x01]), e1);
+    // The last packet of epoch 0 still uses epoch 0's key.
+    let last = data_header(EPOCH1 - 1);
+    assert_eq!(
+        s.offerer_packet(EPOCH1 - 1, &last, &[0x01]),
+        seal_with(&key0, &iv0, EPOCH1 - 1, &last, &[0x01])
+    );
 }

@@ -297,6 +297,19 @@ impl Sim {
         offered: &[(StreamType, StreamOptions)],
         answered: &[(StreamType, StreamOptions)],
     ) -> Handshake {
+        self.handshake_tampered(a, b, offered, answered, |answer| answer.to_string())
+    }
+
+    /// [`Sim::handshake_with`] where the signaling path rewrites the answer's text with
+    /// `tamper` on its way to the offerer (an attacker on the signaling path).
+    pub fn handshake_tampered(
+        &mut self,
+        a: PeerIdx,
+        b: PeerIdx,
+        offered: &[(StreamType, StreamOptions)],
+        answered: &[(StreamType, StreamOptions)],
+        tamper: impl FnOnce(&str) -> String,
+    ) -> Handshake {
         let now = self.now;
         let (an, bn) = (self.peers[a].name.clone(), self.peers[b].name.clone());
         let s1 = self.ep(a).new_session(&bn).expect("new_session");
@@ -318,7 +331,8 @@ impl Sim {
         self.drain(b);
         // Through text and the endpoint, as signaling would carry it.
         let limits = self.peers[a].endpoint.config().sdp.clone();
-        let answer = Answer::parse(&answer.to_sdp_string(), &limits).expect("answer parses");
+        let answer =
+            Answer::parse(&tamper(&answer.to_sdp_string()), &limits).expect("answer parses");
         self.ep(a)
             .handle_answer(&answer.to_sdp_string())
             .expect("handle_answer");

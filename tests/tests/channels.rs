@@ -14,6 +14,11 @@ use carrier_tests::sim::{Handshake, PeerIdx, Sim, stream_id};
 
 const RELIABLE_MUX: (T, O) = (T::Application, O::RELIABLE.union(O::MULTIPLEXING));
 const UNRELIABLE_MUX: (T, O) = (T::Application, O::MULTIPLEXING);
+/// For tests whose scripted loss reads the packets: PLAIN, so the frames are visible.
+const PLAIN_MUX: (T, O) = (
+    T::Application,
+    O::RELIABLE.union(O::MULTIPLEXING).union(O::PLAIN),
+);
 
 /// Deterministic pseudo-random bytes.
 fn payload(len: usize, seed: u64) -> Vec<u8> {
@@ -506,7 +511,7 @@ fn channel_data_frames(d: &Datagram, channel: ChannelId) -> Vec<(u64, usize)> {
 
 #[test]
 fn a_loss_on_one_channel_does_not_hold_up_another() {
-    let mut t = Setup::new(5, RELIABLE_MUX, LinkConfig::wan());
+    let mut t = Setup::new(5, PLAIN_MUX, LinkConfig::wan());
     let a = t.open_accepted(true, b"a");
     let b = t.open_accepted(true, b"b");
     // Drop the 40th packet that carries channel A's data (both channels are flowing by
@@ -574,7 +579,7 @@ fn out_of_order_data_is_bounded_across_channels_and_still_arrives() {
         max_reassembly_segments: 4,
         ..carrier_proto::TransportConfig::default()
     });
-    let mut t = Setup::with_configs(12, RELIABLE_MUX, LinkConfig::wan(), config.clone(), config);
+    let mut t = Setup::with_configs(12, PLAIN_MUX, LinkConfig::wan(), config.clone(), config);
     let ids: Vec<_> = (0..3).map(|_| t.open_accepted(true, b"x")).collect();
     let lost = std::rc::Rc::new(std::cell::RefCell::new(std::collections::BTreeSet::new()));
     let lost2 = lost.clone();

@@ -3,13 +3,14 @@
 
 use alloc::collections::VecDeque;
 use alloc::vec::Vec;
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use core::net::SocketAddr;
 
 use super::{EndpointStats, Transmit};
 use crate::config::Config;
+use crate::crypto::{OpenError, Protection};
 use crate::event::Event;
-use crate::packet::{Header, write_packet};
+use crate::packet::{HEADER_LEN, Header, write_packet};
 use crate::rng::Rng;
 use crate::types::Candidate;
 
@@ -31,13 +32,47 @@ pub(crate) struct Context {
     /// The latest time the driver told us (inputs and application calls), for the packets
     /// `poll_output` builds on demand.
     pub(crate) now: crate::time::Instant,
-    /// Packets are built here and split off as `Bytes`. Once the driver drops the
-    /// transmits, `reserve` reclaims the same allocation, so steady-state sending does not
-    /// allocate.
-    tx_buf: BytesMut,
-    /// Used-up slabs whose packets may still be held by the driver, oldest first; one is
-    /// reused once all its packets are dropped.
-    tx_pool: VecDeque<BytesMut>,
+    /// Packets are built here and split off as `Bytes` (see [`Slab`]).
+    tx: Slab,
+    /// Where protected packets are decrypted (a copy of the ciphertext, opened in place).
+    rx: Slab,
+}
+
+/// A large buffer that packets are written into and split off as `Bytes`, so that sending
+/// (or decrypting) allocates only a slab now and then, not a buffer per packet. Once the
+/// driver drops the packets of a used-up slab, `reserve` reclaims the same allocation, so
+/// the steady state does not allocate.
+#[derive(Debug, Default)]
+struct Slab {
+    buf: BytesMut,
+    /// Used-up slabs whose packets may still be held, oldest first.
+    pool: VecDeque<BytesMut>,
+}
+
+impl Slab {
+    /// Room for at least `one` more bytes in `buf`. When short, a whole slab is taken:
+    /// the oldest pooled one if its packets are all dropped, else a new one.
+    fn reserve(&mut self, one: usize) {
+        if self.buf.capacity() >= one {
+            return;
+        }
+        let size = TX_SLAB.max(one);
+        let old = core::mem::take(&mut self.buf);
+        if old.capacity() > 0 || !self.pool.is_empty() {
+            if self.pool.len() >= TX_POOL {
+                self.pool.pop_front();
+            }
+            self.pool.push_back(old);
+        }
+        if let Some(mut oldest) = self.pool.pop_front() {
+            if oldest.try_reclaim(size) {
+                self.buf = oldest;
+                return;
+            }
+            self.pool.push_front(oldest);
+        }
+        self.buf = BytesMut::with_capacity(size);
+    }
 }
 
 impl Context {
@@ -51,8 +86,8 @@ impl Context {
             transmits: VecDeque::new(),
             stats: EndpointStats::default(),
             now: crate::time::Instant::ZERO,
-            tx_buf: BytesMut::new(),
-            tx_pool: VecDeque::new(),
+            tx: Slab::default(),
+            rx: Slab::default(),
         }
     }
 
@@ -76,41 +111,38 @@ impl Context {
     /// Replaces the used-up send slab: the oldest retired slab if all its packets are gone
     /// (no allocation), else a new one. In steady state the pool cycles and nothing is
     /// allocated.
-    fn next_slab(&mut self, size: usize) {
-        let old = core::mem::take(&mut self.tx_buf);
-        if old.capacity() > 0 || !self.tx_pool.is_empty() {
-            if self.tx_pool.len() >= TX_POOL {
-                self.tx_pool.pop_front();
-            }
-            self.tx_pool.push_back(old);
-        }
-        if let Some(mut oldest) = self.tx_pool.pop_front() {
-            if oldest.try_reclaim(size) {
-                self.tx_buf = oldest;
-                return;
-            }
-            self.tx_pool.push_front(oldest);
-        }
-        self.tx_buf = BytesMut::with_capacity(size);
-    }
-
-    /// Builds a packet and queues it for sending from `source` to `destination`.
+    /// Writes a packet (header, then `payload`'s frames) and queues it for sending. With
+    /// `seal`, the payload is encrypted in place and the tag appended; without, a CRC-32
+    /// trailer. Returns the packet's size (0: not sent, the keys are used up).
     pub(crate) fn transmit(
         &mut self,
         source: SocketAddr,
         destination: SocketAddr,
         header: &Header,
+        seal: Option<&mut Protection>,
         payload: impl FnOnce(&mut BytesMut),
     ) -> usize {
-        // Room for one more packet; when short, ask for a whole slab. While earlier packets
-        // are still held this allocates a new slab; once they are dropped it reclaims the
-        // old one in place.
         let one = self.config.max_udp_payload.max(64);
-        if self.tx_buf.capacity() < one {
-            self.next_slab(TX_SLAB.max(one));
+        self.tx.reserve(one);
+        let out = &mut self.tx.buf;
+        match seal {
+            None => write_packet(out, header, payload),
+            Some(p) => {
+                let start = out.len();
+                out.resize(start + HEADER_LEN, 0);
+                header.emit(&mut out[start..]);
+                payload(out);
+                let (head, body) = out[start..].split_at_mut(HEADER_LEN);
+                match p.seal(header.packet_number, head, body) {
+                    Ok(tag) => out.extend_from_slice(&tag),
+                    Err(_) => {
+                        out.truncate(start);
+                        return 0;
+                    }
+                }
+            }
         }
-        write_packet(&mut self.tx_buf, header, payload);
-        let contents = self.tx_buf.split().freeze();
+        let contents = self.tx.buf.split().freeze();
         let len = contents.len();
         self.stats.packets_sent += 1;
         self.stats.bytes_sent += len as u64;
@@ -120,5 +152,30 @@ impl Context {
             contents,
         });
         len
+    }
+
+    /// Opens a protected packet: copies its body into the receive slab, authenticates and
+    /// decrypts it there, and returns the plaintext payload (events slice it, no copy).
+    pub(crate) fn open(
+        &mut self,
+        protection: &mut Protection,
+        header: &Header,
+        datagram: &[u8],
+    ) -> Result<Bytes, OpenError> {
+        let (head, body) = datagram.split_at(HEADER_LEN.min(datagram.len()));
+        self.rx.reserve(body.len().max(64));
+        let buf = &mut self.rx.buf;
+        buf.extend_from_slice(body);
+        let result = protection.open(header.packet_number, head, &mut buf[..]);
+        match result {
+            Ok(len) => {
+                buf.truncate(len);
+                Ok(buf.split().freeze())
+            }
+            Err(e) => {
+                buf.clear();
+                Err(e)
+            }
+        }
     }
 }

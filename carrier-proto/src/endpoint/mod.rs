@@ -22,6 +22,7 @@ use bytes::Bytes;
 use core::net::SocketAddr;
 
 use crate::config::Config;
+use crate::crypto::OpenError;
 use crate::error::Error;
 use crate::event::Event;
 use crate::negotiation::{Answer, Offer};
@@ -123,6 +124,14 @@ pub struct EndpointStats {
     /// Packets left unacknowledged because out-of-order data in them had no room (the
     /// peer sends them again; nothing is lost).
     pub packets_refused_busy: u64,
+    /// Packets of a protected session whose authentication tag did not verify: corrupted,
+    /// forged, or sealed with another key (another session's, a spoofer's).
+    pub dropped_bad_tag: u64,
+    /// Packets of a protected session whose packet number was accepted before (a replay or
+    /// a network duplicate) or is too old to tell.
+    pub dropped_replay: u64,
+    /// Sessions stopped because their keys were used up (packet numbers or forgeries).
+    pub keys_exhausted: u64,
 }
 
 /// A session table slot: a random tag (the id's high half) and maybe a session.
@@ -384,28 +393,60 @@ impl Endpoint {
             self.ctx.stats.dropped_unknown_session += 1;
             return;
         };
-        let stats = &mut self.ctx.stats;
-        let (header, payload) = match Header::parse(&contents) {
-            Ok(parsed) => parsed,
-            Err(PacketError::BadChecksum) => {
-                stats.dropped_bad_checksum += 1;
-                return;
-            }
-            Err(_) => {
-                stats.dropped_malformed += 1;
-                return;
-            }
-        };
         let Some(session) = self.slots[slot].session.as_mut() else {
             return;
         };
+        // A protected session's packets are authenticated and decrypted with its keys; a
+        // plain one's are checked against their CRC.
+        let header;
+        let payload;
+        let datagram;
+        if let Some(protection) = session.protection.as_deref_mut() {
+            header = match Header::parse_protected(&contents, crate::crypto::TAG_LEN) {
+                Ok(h) => h,
+                Err(_) => {
+                    self.ctx.stats.dropped_malformed += 1;
+                    return;
+                }
+            };
+            datagram = match self.ctx.open(protection, &header, &contents) {
+                Ok(plain) => plain,
+                Err(e) => {
+                    let stats = &mut self.ctx.stats;
+                    match e {
+                        OpenError::BadTag => stats.dropped_bad_tag += 1,
+                        OpenError::Replay => stats.dropped_replay += 1,
+                        OpenError::Exhausted => {
+                            stats.dropped_bad_tag += 1;
+                            session.keys_exhausted(&mut self.ctx);
+                        }
+                    }
+                    return;
+                }
+            };
+            payload = &datagram[..];
+        } else {
+            let stats = &mut self.ctx.stats;
+            (header, payload) = match Header::parse(&contents) {
+                Ok(parsed) => parsed,
+                Err(PacketError::BadChecksum) => {
+                    stats.dropped_bad_checksum += 1;
+                    return;
+                }
+                Err(_) => {
+                    stats.dropped_malformed += 1;
+                    return;
+                }
+            };
+            datagram = contents.clone();
+        }
         let packet = Incoming {
             now,
             local,
             remote: source,
             header: &header,
             payload,
-            datagram: &contents,
+            datagram: &datagram,
         };
         if let Err(drop) = session.handle_packet(&mut self.ctx, packet) {
             match drop {

@@ -163,6 +163,30 @@ impl Header {
         Ok((header, &body[HEADER_LEN..]))
     }
 
+    /// Parses the header of a packet whose trailer is an authentication tag of `tag_len`
+    /// bytes (a protected session's): checks the marker, version, type and length only;
+    /// the tag is verified by whoever holds the keys.
+    pub fn parse_protected(datagram: &[u8], tag_len: usize) -> Result<Header, PacketError> {
+        let len = datagram.len();
+        if len < HEADER_LEN + tag_len {
+            return Err(PacketError::TooShort(len));
+        }
+        let first = datagram[0];
+        if first & MARKER != MARKER {
+            return Err(PacketError::NotCarrier(first));
+        }
+        if datagram[1] != VERSION {
+            return Err(PacketError::UnsupportedVersion(datagram[1]));
+        }
+        let packet_type = PacketType::from_bits(first & !MARKER)
+            .ok_or(PacketError::UnknownType(first & !MARKER))?;
+        Ok(Header {
+            packet_type,
+            destination: be_u64(datagram, 2).ok_or(PacketError::TooShort(len))?,
+            packet_number: be_u64(datagram, 10).ok_or(PacketError::TooShort(len))?,
+        })
+    }
+
     /// Writes the header into the first [`HEADER_LEN`] bytes of `out`.
     ///
     /// # Panics

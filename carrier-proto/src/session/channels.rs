@@ -8,7 +8,7 @@ use super::Session;
 use crate::channel::{ChannelError, ChannelFrame, ChannelId, ChannelState, Mux, MuxError};
 use crate::endpoint::Context;
 use crate::error::Error;
-use crate::packet::{Frame, OVERHEAD};
+use crate::packet::Frame;
 use crate::stream::StreamId;
 use crate::time::Instant;
 use crate::transport::send_stream::Payload;
@@ -180,7 +180,10 @@ impl Session {
             data,
         });
         // Like stream datagrams, channel datagrams are dropped (and counted) over the window.
-        if !self.transport.window_allows(frame.encoded_len() + OVERHEAD) {
+        if !self
+            .transport
+            .window_allows(frame.encoded_len() + self.overhead())
+        {
             ctx.stats.datagrams_congestion_dropped += 1;
             return Ok(data.len());
         }

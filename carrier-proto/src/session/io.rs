@@ -9,8 +9,7 @@ use crate::endpoint::Context;
 use crate::error::Error;
 use crate::event::Event;
 use crate::packet::{
-    Check, CheckAck, Frame, FrameIter, Header, OVERHEAD, PacketType, SESSION_SCOPE,
-    TRANSACTION_ID_LEN,
+    Check, CheckAck, Frame, FrameIter, Header, PacketType, SESSION_SCOPE, TRANSACTION_ID_LEN,
 };
 use crate::stream::{StateReason, StreamId};
 use crate::time::Instant;
@@ -57,7 +56,16 @@ impl Session {
             destination,
             packet_number: self.take_packet_number(),
         };
-        ctx.transmit(local, remote, &header, payload);
+        let size = ctx.transmit(
+            local,
+            remote,
+            &header,
+            self.protection.as_deref_mut(),
+            payload,
+        );
+        if size == 0 {
+            self.keys_exhausted(ctx);
+        }
         self.last_tx = now;
     }
 
@@ -358,7 +366,7 @@ impl Session {
         Ok(ctx
             .config
             .max_udp_payload
-            .saturating_sub(OVERHEAD + Frame::DATAGRAM_OVERHEAD)
+            .saturating_sub(self.overhead() + Frame::DATAGRAM_OVERHEAD)
             .min(u16::MAX as usize))
     }
 
@@ -391,7 +399,7 @@ impl Session {
         // Datagrams share the congestion budget: over it they are dropped, not queued.
         if !self
             .transport
-            .window_allows(data.len() + OVERHEAD + Frame::DATAGRAM_OVERHEAD)
+            .window_allows(data.len() + self.overhead() + Frame::DATAGRAM_OVERHEAD)
         {
             ctx.stats.datagrams_congestion_dropped += 1;
             return Ok(data.len());

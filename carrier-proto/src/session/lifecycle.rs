@@ -5,6 +5,8 @@
 //! does not match). Answerer: `add_stream`… → `reply` (TransportReady, or Deactivated where
 //! the offer does not match) → `start` (Connecting).
 
+use crate::crypto::{Ephemeral, KEY_LEN, Protection, Secrets};
+use alloc::boxed::Box;
 use alloc::string::String;
 use alloc::vec::Vec;
 
@@ -109,6 +111,12 @@ impl Session {
             .collect();
         let mut desc = self.local_description(media);
         desc.bundle = (!bundle.is_empty()).then(|| String::from(bundle));
+        if self.needs_protection() {
+            // Our half of the key exchange travels in the offer.
+            let eph = Ephemeral::generate(&mut ctx.rng);
+            desc.key = Some(eph.public().to_vec());
+            self.ephemeral = Some(eph);
+        }
         self.phase = SessionPhase::Requested {
             deadline: now + ctx.config.request_timeout,
         };
@@ -206,6 +214,21 @@ impl Session {
                 }),
             }
         }
+        // A protected session: agree on keys before anything changes, so a bad key leaves
+        // the session as it was.
+        let protect = media
+            .iter()
+            .any(|m| !m.rejected && !m.options.contains(StreamOptions::PLAIN));
+        if protect {
+            let eph = Ephemeral::generate(&mut ctx.rng);
+            let offer_key = peer_key(offered)?;
+            let shared = eph.agree(&offer_key).ok_or(Error::MissingKey)?;
+            let secrets = Secrets::derive(&shared, &offer_key, &eph.public());
+            self.protection = Some(Box::new(
+                Protection::new(&secrets, false).ok_or(Error::MissingKey)?,
+            ));
+            desc.key = Some(eph.public().to_vec());
+        }
         for i in 0..self.streams.len() {
             match media.get(i) {
                 Some(m) if !m.rejected => {
@@ -288,6 +311,26 @@ impl Session {
         if self.phase != SessionPhase::Accepted {
             return Err(self.phase_error("start_with"));
         }
+        // The streams that will run decide whether the session is protected; if so the
+        // answer must carry the peer's key. Checked before anything changes.
+        let protect = self.streams.iter().enumerate().any(|(i, s)| {
+            !s.options.contains(StreamOptions::PLAIN)
+                && answer
+                    .0
+                    .media
+                    .get(i)
+                    .is_some_and(|m| !m.rejected && s.matches(m.stream_type, m.options))
+        });
+        if protect {
+            let eph = self.ephemeral.as_ref().ok_or(Error::MissingKey)?;
+            let answer_key = peer_key(&answer.0)?;
+            let shared = eph.agree(&answer_key).ok_or(Error::MissingKey)?;
+            let secrets = Secrets::derive(&shared, &eph.public(), &answer_key);
+            self.protection = Some(Box::new(
+                Protection::new(&secrets, true).ok_or(Error::MissingKey)?,
+            ));
+        }
+        self.ephemeral = None;
         for i in 0..self.streams.len() {
             let remote = answer.0.media.get(i);
             let (to, reason) = match remote {
@@ -370,4 +413,12 @@ impl Session {
             self.handle_timeout(ctx, now);
         }
     }
+}
+
+/// The peer's ephemeral public key from its description.
+fn peer_key(desc: &SessionDescription) -> Result<[u8; KEY_LEN], Error> {
+    desc.key
+        .as_deref()
+        .and_then(|k| <[u8; KEY_LEN]>::try_from(k).ok())
+        .ok_or(Error::MissingKey)
 }

@@ -123,6 +123,10 @@ pub(crate) struct Session {
     /// Set while a packet's frames are processed if one had to be refused for lack of
     /// room: the packet is then not acknowledged, so the peer sends it again.
     pub(crate) refused_rx: bool,
+    /// Our ephemeral key, from `request` or `reply` until the keys are derived.
+    pub(crate) ephemeral: Option<crate::crypto::Ephemeral>,
+    /// The packet keys of a protected session (every packet sealed), once derived.
+    pub(crate) protection: Option<alloc::boxed::Box<crate::crypto::Protection>>,
 }
 
 impl Session {
@@ -146,7 +150,27 @@ impl Session {
             last_rx: Instant::ZERO,
             last_tx: Instant::ZERO,
             refused_rx: false,
+            ephemeral: None,
+            protection: None,
         }
+    }
+
+    /// Bytes a packet adds around its frames: the header, and the tag of a protected
+    /// session or the CRC trailer of a plain one.
+    pub(crate) fn overhead(&self) -> usize {
+        if self.protection.is_some() {
+            crate::packet::HEADER_LEN + crate::crypto::TAG_LEN
+        } else {
+            crate::packet::OVERHEAD
+        }
+    }
+
+    /// Whether the session must be protected: one of its live streams is not PLAIN.
+    pub(crate) fn needs_protection(&self) -> bool {
+        self.streams.iter().any(|s| {
+            !s.options.contains(crate::types::StreamOptions::PLAIN)
+                && !matches!(s.state, StreamState::Deactivated | StreamState::Raw)
+        })
     }
 
     pub(crate) fn take_packet_number(&mut self) -> u64 {
@@ -215,6 +239,12 @@ impl Session {
         }
         self.phase = SessionPhase::Ended;
         self.path.stop();
+    }
+
+    /// The keys are used up: stop, never reuse a nonce.
+    pub(crate) fn keys_exhausted(&mut self, ctx: &mut Context) {
+        ctx.stats.keys_exhausted += 1;
+        self.end(ctx, StreamState::Failed, StateReason::KeysExhausted);
     }
 
     /// The earliest instant at which [`Session::handle_timeout`] has work to do.

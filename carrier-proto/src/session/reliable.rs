@@ -12,7 +12,7 @@ use super::{Session, SessionPhase};
 use crate::endpoint::Context;
 use crate::error::Error;
 use crate::event::Event;
-use crate::packet::{AckFrame, Frame, Header, OVERHEAD, PacketType, SESSION_SCOPE};
+use crate::packet::{AckFrame, Frame, Header, PacketType, SESSION_SCOPE};
 use crate::stream::{StateReason, StreamId};
 use crate::time::Instant;
 use crate::transport::ack;
@@ -147,12 +147,13 @@ impl Session {
             destination: remote.id,
             packet_number: self.take_packet_number(),
         };
-        let budget = ctx.config.max_udp_payload.saturating_sub(OVERHEAD);
+        let budget = ctx.config.max_udp_payload.saturating_sub(self.overhead());
         let mut record = SentPacket::new(now, 0, false, false);
         let mut eliciting = false;
         let t = &mut self.transport;
         let streams = &mut self.streams;
-        let size = ctx.transmit(local, to, &header, |out| {
+        let seal = self.protection.as_deref_mut();
+        let size = ctx.transmit(local, to, &header, seal, |out| {
             let base = out.len();
             let room = |out: &BytesMut| budget.saturating_sub(out.len() - base);
             if t.ack_pending {
@@ -246,6 +247,10 @@ impl Session {
             }
         });
         self.last_tx = now;
+        if size == 0 {
+            self.keys_exhausted(ctx);
+            return false;
+        }
         if eliciting {
             let app_limited = !self.streams.iter().any(|s| {
                 s.reliable

@@ -39,6 +39,9 @@ pub enum StateReason {
     /// No acknowledgement after [`RecoveryConfig::max_ptos`](crate::RecoveryConfig) probe
     /// timeouts in a row: the path or the peer is gone.
     PathDead,
+    /// The session's keys are used up (the packet-number space, or too many forged
+    /// packets): it stopped rather than reuse a nonce.
+    KeysExhausted,
 }
 
 /// A transition the state machine does not have (a bug, reported rather than done).
