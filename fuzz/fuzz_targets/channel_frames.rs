@@ -31,10 +31,10 @@ const VARINT_MAX: u64 = (1 << 62) - 1;
 const STREAMS: [(StreamType, StreamOptions); 3] = [
     (
         StreamType::Application,
-        StreamOptions::RELIABLE.union(StreamOptions::MULTIPLEXING),
+        StreamOptions::RELIABLE.union(StreamOptions::MULTIPLEXING).union(StreamOptions::PLAIN),
     ),
-    (StreamType::Application, StreamOptions::MULTIPLEXING),
-    (StreamType::Text, StreamOptions::RELIABLE),
+    (StreamType::Application, StreamOptions::MULTIPLEXING.union(StreamOptions::PLAIN)),
+    (StreamType::Text, StreamOptions::RELIABLE.union(StreamOptions::PLAIN)),
 ];
 /// Most outputs one drain may produce before the endpoint counts as livelocked.
 const MAX_OUTPUTS: usize = 100_000;

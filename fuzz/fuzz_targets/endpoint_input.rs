@@ -27,13 +27,13 @@ fn connected() -> (Endpoint, Endpoint, SessionId) {
     a.add_host_candidate("192.0.2.1:1".parse().unwrap());
     b.add_host_candidate("192.0.2.2:1".parse().unwrap());
     let s1 = a.new_session("b").unwrap();
-    a.session(s1).unwrap().add_stream(StreamType::Application, StreamOptions::empty()).unwrap();
+    a.session(s1).unwrap().add_stream(StreamType::Application, StreamOptions::PLAIN).unwrap();
     // A reliable stream too, so fuzzed frames reach ACK, STREAM and credit handling.
-    a.session(s1).unwrap().add_stream(StreamType::Text, StreamOptions::RELIABLE).unwrap();
+    a.session(s1).unwrap().add_stream(StreamType::Text, StreamOptions::RELIABLE.union(StreamOptions::PLAIN)).unwrap();
     let pending = a.session(s1).unwrap().request(now, "").unwrap();
     let s2 = b.new_session("a").unwrap();
-    b.session(s2).unwrap().add_stream(StreamType::Application, StreamOptions::empty()).unwrap();
-    b.session(s2).unwrap().add_stream(StreamType::Text, StreamOptions::RELIABLE).unwrap();
+    b.session(s2).unwrap().add_stream(StreamType::Application, StreamOptions::PLAIN).unwrap();
+    b.session(s2).unwrap().add_stream(StreamType::Text, StreamOptions::RELIABLE.union(StreamOptions::PLAIN)).unwrap();
     let answer = b.session(s2).unwrap().reply(pending.offer(), Reply::Accept).unwrap();
     b.session(s2).unwrap().start(now).unwrap();
     a.session(s1).unwrap().start_with(now, pending, answer).unwrap();

@@ -20,7 +20,10 @@ fn connected() -> (Sim, Handshake) {
     let hs = sim.handshake(
         a,
         b,
-        &[(T::Application, O::empty()), (T::Text, O::RELIABLE)],
+        &[
+            (T::Application, O::PLAIN),
+            (T::Text, O::RELIABLE.union(O::PLAIN)),
+        ],
     );
     assert!(sim.run_until_connected(&hs, 2));
     (sim, hs)
@@ -153,7 +156,7 @@ fn an_undrained_flood_of_datagrams_is_bounded_by_the_event_limit() {
         sim.add_peer_with("alice", cfg.clone()),
         sim.add_peer_with("bob", cfg),
     );
-    let hs = sim.handshake(a, b, &[(T::Application, O::empty())]);
+    let hs = sim.handshake(a, b, &[(T::Application, O::PLAIN)]);
     assert!(sim.run_until_connected(&hs, 1));
     let id = sim.session(a, hs.offerer).stream_at(0).unwrap();
     let mut packets = Vec::new();

@@ -13,6 +13,8 @@ use carrier_tests::sim::{Handshake, Sim, stream_id};
 use proptest::prelude::*;
 
 const RELIABLE: (T, O) = (T::Application, O::RELIABLE);
+/// For scripted losses that read the frames: PLAIN, so they are visible on the wire.
+const RELIABLE_PLAIN: (T, O) = (T::Application, O::RELIABLE.union(O::PLAIN));
 
 /// Deterministic pseudo-random bytes.
 fn payload(len: usize, seed: u64) -> Vec<u8> {
@@ -28,12 +30,21 @@ fn payload(len: usize, seed: u64) -> Vec<u8> {
 }
 
 fn connected(seed: u64, link: LinkConfig, config: Config) -> (Sim, Handshake) {
+    connected_with(seed, link, config, RELIABLE)
+}
+
+/// [`connected`] with a PLAIN stream (scripted losses look into the packets).
+fn connected_plain(seed: u64, link: LinkConfig, config: Config) -> (Sim, Handshake) {
+    connected_with(seed, link, config, RELIABLE_PLAIN)
+}
+
+fn connected_with(seed: u64, link: LinkConfig, config: Config, stream: (T, O)) -> (Sim, Handshake) {
     let mut sim = Sim::new(seed);
     let (a, b) = (
         sim.add_peer_with("alice", config.clone()),
         sim.add_peer_with("bob", config),
     );
-    let hs = sim.handshake(a, b, &[RELIABLE]);
+    let hs = sim.handshake(a, b, &[stream]);
     assert!(
         sim.run_until_connected(&hs, 1),
         "seed {seed}: no connection"
@@ -168,7 +179,7 @@ fn with_scripted_loss(
     data_len: usize,
     close: bool,
 ) -> Sim {
-    let (mut sim, hs) = connected(
+    let (mut sim, hs) = connected_plain(
         7,
         LinkConfig::ideal().with_delay(Duration::from_millis(20)),
         Config::default(),
@@ -441,7 +452,7 @@ fn abort_closes_both_sides_at_once_with_error() {
 
 #[test]
 fn a_lost_stream_close_is_sent_again() {
-    let (mut sim, hs) = connected(9, LinkConfig::wan(), Config::default());
+    let (mut sim, hs) = connected_plain(9, LinkConfig::wan(), Config::default());
     let alice = sim.peers[0].addr;
     let mut dropped = 0;
     sim.drop_filter = Some(Box::new(move |_, d| {
@@ -477,7 +488,7 @@ fn lost_credit_updates_are_recovered_by_blocked_probes() {
         stream_receive_window: 64 * 1024,
         ..TransportConfig::default()
     });
-    let (mut sim, hs) = connected(10, LinkConfig::wan(), cfg);
+    let (mut sim, hs) = connected_plain(10, LinkConfig::wan(), cfg);
     let bob = sim.peers[1].addr;
     let dropped = std::rc::Rc::new(std::cell::Cell::new(0));
     let counter = dropped.clone();

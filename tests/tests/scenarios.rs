@@ -235,7 +235,8 @@ fn corrupted_duplicated_reordered_datagrams_are_dropped_or_delivered_intact() {
     sim.run_for(Duration::from_secs(1));
     let got = sim.received(b, hs.answerer, 0);
     let stats = sim.ep(b).stats();
-    assert!(stats.dropped_bad_checksum > 300, "{stats:?}");
+    // The session is protected: a corrupted packet fails its authentication tag.
+    assert!(stats.dropped_bad_tag > 300, "{stats:?}");
     for d in &got {
         assert!(
             sent.iter().any(|s| s[..] == d[..]),
@@ -260,7 +261,8 @@ fn largest_write_follows_the_mtu_and_larger_is_an_error() {
     assert!(sim.run_until_connected(&hs, 1));
     let id = stream_id(&mut sim, a, hs.offerer, 0);
     let max = sim.session(a, hs.offerer).max_datagram_size(id).unwrap();
-    assert_eq!(max, 1200 - 22 - 4);
+    // Header 18, authentication tag 16 (the session is protected), DATAGRAM frame 4.
+    assert_eq!(max, 1200 - 18 - 16 - 4);
     let now = sim.now;
     let too_big = vec![7u8; max + 1];
     let err = sim
