@@ -90,6 +90,12 @@ pub struct Config {
     pub transport: TransportConfig,
     /// Channels of MULTIPLEXING streams: limits, buffers, keepalive.
     pub channels: ChannelConfig,
+    /// This peer's long-term identity: an Ed25519 secret key. With one, every offer and
+    /// answer is signed, and the peer can check who it talks to
+    /// ([`Offer::identity`](crate::Offer::identity),
+    /// [`Answer::identity`](crate::Answer::identity)). Keep it secret; give the public half
+    /// ([`Endpoint::identity`](crate::Endpoint::identity)) to your peers.
+    pub identity: Option<[u8; 32]>,
 }
 
 impl Default for Config {
@@ -113,6 +119,7 @@ impl Default for Config {
             sdp: SdpLimits::default(),
             transport: TransportConfig::default(),
             channels: ChannelConfig::default(),
+            identity: None,
         }
     }
 }
@@ -145,6 +152,12 @@ impl Config {
     /// Sets [`Config::transport`].
     pub fn with_transport(mut self, transport: TransportConfig) -> Self {
         self.transport = transport;
+        self
+    }
+
+    /// Sets [`Config::identity`].
+    pub fn with_identity(mut self, secret: [u8; 32]) -> Self {
+        self.identity = Some(secret);
         self
     }
 

@@ -76,6 +76,10 @@ pub enum Error {
     /// and the description lacks it or carries an unusable one.
     #[error("the peer's description has no usable key for a protected session")]
     MissingKey,
+    /// A description's identity signature does not verify (or one of identity and
+    /// signature is missing): it was altered on the way, or not made by that identity.
+    #[error("the description's identity signature does not verify")]
+    BadSignature,
     /// A description could not be parsed.
     #[error("bad session description: {0}")]
     Sdp(#[from] SdpError),

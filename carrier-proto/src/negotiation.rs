@@ -30,12 +30,23 @@ impl Offer {
         if desc.reply_to.is_some() || desc.refusal.is_some() {
             return Err(Error::WrongDescription { expected: "offer" });
         }
+        crate::crypto::identity::verify(&desc)?;
         Ok(Offer(desc))
     }
 
     /// The SDP text to carry to the peer.
     pub fn to_sdp_string(&self) -> String {
         self.0.to_sdp_string()
+    }
+
+    /// The offerer's long-term identity (an Ed25519 public key), if it signed the offer.
+    /// A parsed offer's signature has been verified; decide whether this identity is one
+    /// you accept before you [`reply`](crate::SessionMut::reply).
+    pub fn identity(&self) -> Option<[u8; 32]> {
+        self.0
+            .identity
+            .as_deref()
+            .and_then(|i| <[u8; 32]>::try_from(i).ok())
     }
 
     /// The bundle string the request was made with (routes it on the answering side).
@@ -60,12 +71,23 @@ impl Answer {
         if desc.reply_to.is_none() {
             return Err(Error::WrongDescription { expected: "answer" });
         }
+        crate::crypto::identity::verify(&desc)?;
         Ok(Answer(desc))
     }
 
     /// The SDP text to carry back to the offerer.
     pub fn to_sdp_string(&self) -> String {
         self.0.to_sdp_string()
+    }
+
+    /// The answerer's long-term identity (an Ed25519 public key), if it signed the
+    /// answer. A parsed answer's signature has been verified; decide whether this identity
+    /// is one you accept before you [`start_with`](crate::SessionMut::start_with).
+    pub fn identity(&self) -> Option<[u8; 32]> {
+        self.0
+            .identity
+            .as_deref()
+            .and_then(|i| <[u8; 32]>::try_from(i).ok())
     }
 
     /// The refusal, if the answerer refused.

@@ -271,3 +271,107 @@ fn a_wrong_key_never_connects() {
             .any(|(_, e)| matches!(e, Event::StreamData { .. }))
     );
 }
+
+#[test]
+fn signed_offers_and_answers_name_their_peer_and_tampering_is_caught() {
+    use carrier_proto::{Answer, Config, Error, Offer, SdpLimits};
+    let (alice_id, bob_id) = ([0xA1; 32], [0xB0; 32]);
+    let mut sim = Sim::new(6);
+    let a = sim.add_peer_with("alice", Config::default().with_identity(alice_id));
+    let b = sim.add_peer_with("bob", Config::default().with_identity(bob_id));
+    let alice_public = sim.ep(a).identity().unwrap();
+    let bob_public = sim.ep(b).identity().unwrap();
+    assert_ne!(alice_public, bob_public);
+    let limits = SdpLimits::default();
+
+    // The offer carries Alice's identity and a signature over everything, her key too.
+    let s1 = sim.ep(a).new_session("bob").unwrap();
+    sim.session(a, s1)
+        .add_stream(T::Application, O::RELIABLE)
+        .unwrap();
+    let now = sim.now;
+    let pending = sim.session(a, s1).request(now, "").unwrap();
+    let offer_text = pending.offer().to_sdp_string();
+    let offer = Offer::parse(&offer_text, &limits).unwrap();
+    assert_eq!(offer.identity(), Some(alice_public));
+    // Any change on the signaling path breaks the signature: a swapped key, another
+    // candidate port, a dropped signature line.
+    let swapped = rewrite(&offer_text, "a=x-carrier-key:", &hex(&[9; 32]));
+    assert_eq!(Offer::parse(&swapped, &limits), Err(Error::BadSignature));
+    let moved = offer_text.replace(
+        &format!(" {} typ host", sim.peers[a].addr.port()),
+        " 9 typ host",
+    );
+    assert_ne!(moved, offer_text);
+    assert_eq!(Offer::parse(&moved, &limits), Err(Error::BadSignature));
+    let unsigned: String = offer_text
+        .lines()
+        .filter(|l| !l.starts_with("a=x-carrier-signature:"))
+        .map(|l| format!("{l}\r\n"))
+        .collect();
+    assert_eq!(Offer::parse(&unsigned, &limits), Err(Error::BadSignature));
+    // An attacker who re-signs with its own identity is caught by the application's
+    // check: the identity is not Alice's.
+    let mut mallory = carrier_proto::Endpoint::new(Config::default().with_identity([0x66; 32]));
+    let mallory_public = mallory.identity().unwrap();
+    mallory.add_host_candidate(sim.peers[a].addr);
+    let ms = mallory.new_session("bob").unwrap();
+    mallory
+        .session(ms)
+        .unwrap()
+        .add_stream(T::Application, O::RELIABLE)
+        .unwrap();
+    let mallory_offer = mallory.session(ms).unwrap().request(now, "").unwrap();
+    let parsed = Offer::parse(&mallory_offer.offer().to_sdp_string(), &limits).unwrap();
+    assert_eq!(parsed.identity(), Some(mallory_public));
+    assert_ne!(
+        parsed.identity(),
+        Some(alice_public),
+        "the app sees who really signed"
+    );
+
+    // Bob answers (signed), Alice checks Bob's identity before starting; they connect.
+    let offer = sim.deliver_offer(b, "alice", &offer_text);
+    assert_eq!(offer.identity(), Some(alice_public));
+    let s2 = sim.ep(b).new_session("alice").unwrap();
+    sim.session(b, s2)
+        .add_stream(T::Application, O::RELIABLE)
+        .unwrap();
+    let answer = sim
+        .session(b, s2)
+        .reply(&offer, carrier_proto::Reply::Accept)
+        .unwrap();
+    sim.session(b, s2).start(now).unwrap();
+    sim.drain(b);
+    let answer_text = answer.to_sdp_string();
+    let answer = Answer::parse(&answer_text, &limits).unwrap();
+    assert_eq!(answer.identity(), Some(bob_public));
+    let tampered = rewrite(&answer_text, "a=x-carrier-key:", &hex(&[9; 32]));
+    assert_eq!(Answer::parse(&tampered, &limits), Err(Error::BadSignature));
+    sim.session(a, s1).start_with(now, pending, answer).unwrap();
+    sim.drain(a);
+    let hs = Handshake {
+        offerer_peer: a,
+        answerer_peer: b,
+        offerer: s1,
+        answerer: s2,
+    };
+    assert!(sim.run_until_connected(&hs, 1));
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Replaces the value of the line starting with `prefix`.
+fn rewrite(sdp: &str, prefix: &str, value: &str) -> String {
+    sdp.lines()
+        .map(|l| {
+            if l.starts_with(prefix) {
+                format!("{prefix}{value}\r\n")
+            } else {
+                format!("{l}\r\n")
+            }
+        })
+        .collect()
+}

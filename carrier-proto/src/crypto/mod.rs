@@ -15,6 +15,7 @@
 //! A session is protected unless every stream it carries is PLAIN. docs/SECURITY.md gives
 //! the threat model; docs/PROTOCOL.md §2.9 the exact schedule, with test vectors.
 
+pub(crate) mod identity;
 mod keys;
 mod protect;
 mod replay;

@@ -183,6 +183,16 @@ impl Endpoint {
         &self.ctx.config
     }
 
+    /// This peer's public identity (the Ed25519 public key of
+    /// [`Config::identity`](crate::Config::identity)), to give to peers.
+    pub fn identity(&self) -> Option<[u8; 32]> {
+        self.ctx
+            .config
+            .identity
+            .as_ref()
+            .map(crate::crypto::identity::public_of)
+    }
+
     /// Counters.
     pub fn stats(&self) -> EndpointStats {
         self.ctx.stats

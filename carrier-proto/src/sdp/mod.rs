@@ -77,9 +77,12 @@ pub struct SessionDescription {
     pub refusal: Option<Refusal>,
     /// `a=x-carrier-key` (hex): the sender's ephemeral public key (filled by the crypto layer).
     pub key: Option<Vec<u8>>,
-    /// `a=x-carrier-identity` (hex): the sender's long-term identity (filled by the crypto
-    /// layer).
+    /// `a=x-carrier-identity` (hex): the sender's long-term identity, an Ed25519 public key
+    /// (see [`Config::identity`](crate::Config::identity)).
     pub identity: Option<Vec<u8>>,
+    /// `a=x-carrier-signature` (hex): the identity's Ed25519 signature over this description
+    /// as written without this line.
+    pub signature: Option<Vec<u8>>,
     /// One media section per stream, in stream order.
     pub media: Vec<MediaDescription>,
 }
@@ -97,6 +100,7 @@ impl SessionDescription {
             refusal: None,
             key: None,
             identity: None,
+            signature: None,
             media: Vec::new(),
         }
     }

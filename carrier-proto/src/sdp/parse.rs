@@ -26,8 +26,9 @@ pub(super) const ATTR_REPLY_TO: &str = "x-carrier-reply-to";
 pub(super) const ATTR_REFUSE: &str = "x-carrier-refuse";
 pub(super) const ATTR_KEY: &str = "x-carrier-key";
 pub(super) const ATTR_IDENTITY: &str = "x-carrier-identity";
+pub(super) const ATTR_SIGNATURE: &str = "x-carrier-signature";
 /// The attributes that belong at session level.
-const SESSION_ATTRIBUTES: [&str; 7] = [
+const SESSION_ATTRIBUTES: [&str; 8] = [
     ATTR_UFRAG,
     ATTR_PWD,
     ATTR_BUNDLE,
@@ -35,6 +36,7 @@ const SESSION_ATTRIBUTES: [&str; 7] = [
     ATTR_REFUSE,
     ATTR_KEY,
     ATTR_IDENTITY,
+    ATTR_SIGNATURE,
 ];
 pub(super) const ATTR_MID: &str = "mid";
 pub(super) const ATTR_CANDIDATE: &str = "candidate";
@@ -395,6 +397,7 @@ struct Parser<'l> {
     refusal: Option<Refusal>,
     key: Option<Vec<u8>>,
     identity: Option<Vec<u8>>,
+    signature: Option<Vec<u8>>,
     session_connection: bool,
     media: Vec<MediaDescription>,
     current: Option<Media>,
@@ -413,6 +416,7 @@ impl<'l> Parser<'l> {
             refusal: None,
             key: None,
             identity: None,
+            signature: None,
             session_connection: false,
             media: Vec::new(),
             current: None,
@@ -471,6 +475,7 @@ impl<'l> Parser<'l> {
             refusal: self.refusal,
             key: self.key,
             identity: self.identity,
+            signature: self.signature,
             media: self.media,
         })
     }
@@ -581,6 +586,10 @@ impl<'l> Parser<'l> {
             ATTR_IDENTITY => {
                 let v = known_value(&self.identity, ATTR_IDENTITY, value)?;
                 self.identity = Some(decode_hex(v, ATTR_IDENTITY)?);
+            }
+            ATTR_SIGNATURE => {
+                let v = known_value(&self.signature, ATTR_SIGNATURE, value)?;
+                self.signature = Some(decode_hex(v, ATTR_SIGNATURE)?);
             }
             ATTR_MID => return Err(SdpErrorKind::MisplacedAttribute(ATTR_MID)),
             ATTR_CANDIDATE => return Err(SdpErrorKind::MisplacedAttribute(ATTR_CANDIDATE)),
@@ -694,7 +703,7 @@ fn known_value<'a, T>(
         (ATTR_UFRAG | ATTR_PWD, None) => Err(SdpErrorKind::BadIceCredential("no value")),
         (ATTR_BUNDLE, None) => Err(SdpErrorKind::BadBundle("no value")),
         (ATTR_REFUSE, None) => Err(SdpErrorKind::BadRefusal("no value")),
-        (ATTR_KEY | ATTR_IDENTITY, None) => Err(SdpErrorKind::BadHex {
+        (ATTR_KEY | ATTR_IDENTITY | ATTR_SIGNATURE, None) => Err(SdpErrorKind::BadHex {
             attribute: name,
             reason: "no value",
         }),

@@ -5,8 +5,9 @@ use core::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use super::parse::{
     ACTIVE_PORT, ATTR_BUNDLE, ATTR_CANDIDATE, ATTR_IDENTITY, ATTR_KEY, ATTR_MID, ATTR_PWD,
-    ATTR_REFUSE, ATTR_REPLY_TO, ATTR_UFRAG, MAX_COMPONENT, MAX_FOUNDATION_LEN, PROTO, PWD_LEN,
-    PWD_RULE, UFRAG_LEN, UFRAG_RULE, check_bundle, check_hex_len, is_ice_string, is_valid_reason,
+    ATTR_REFUSE, ATTR_REPLY_TO, ATTR_SIGNATURE, ATTR_UFRAG, MAX_COMPONENT, MAX_FOUNDATION_LEN,
+    PROTO, PWD_LEN, PWD_RULE, UFRAG_LEN, UFRAG_RULE, check_bundle, check_hex_len, is_ice_string,
+    is_valid_reason,
 };
 use super::{SdpError, SdpErrorKind, SessionDescription};
 use crate::types::{Candidate, StreamOptions};
@@ -114,7 +115,11 @@ impl SessionDescription {
                 return Err(SdpError::new(line, kind));
             }
         }
-        for (value, attribute) in [(&self.key, ATTR_KEY), (&self.identity, ATTR_IDENTITY)] {
+        for (value, attribute) in [
+            (&self.key, ATTR_KEY),
+            (&self.identity, ATTR_IDENTITY),
+            (&self.signature, ATTR_SIGNATURE),
+        ] {
             if let Some(bytes) = value {
                 line += 1;
                 check_hex_len(bytes.len(), attribute).map_err(|kind| SdpError::new(line, kind))?;
@@ -171,7 +176,11 @@ impl SessionDescription {
             sink.text(&refusal.reason);
             sink.text("\r\n");
         }
-        for (value, attribute) in [(&self.key, ATTR_KEY), (&self.identity, ATTR_IDENTITY)] {
+        for (value, attribute) in [
+            (&self.key, ATTR_KEY),
+            (&self.identity, ATTR_IDENTITY),
+            (&self.signature, ATTR_SIGNATURE),
+        ] {
             if let Some(bytes) = value {
                 attribute_start(sink, attribute);
                 sink.hex(bytes);

@@ -117,6 +117,9 @@ impl Session {
             desc.key = Some(eph.public().to_vec());
             self.ephemeral = Some(eph);
         }
+        if let Some(secret) = &ctx.config.identity {
+            crate::crypto::identity::sign(secret, &mut desc);
+        }
         self.phase = SessionPhase::Requested {
             deadline: now + ctx.config.request_timeout,
         };
@@ -193,6 +196,9 @@ impl Session {
                 })
                 .collect();
             desc.refusal = Some(Refusal { status, reason });
+            if let Some(secret) = &ctx.config.identity {
+                crate::crypto::identity::sign(secret, &mut desc);
+            }
             self.end(ctx, StreamState::Closed, StateReason::RefusedLocally);
             return Ok(Answer(desc));
         }
@@ -249,6 +255,9 @@ impl Session {
             }
         }
         desc.media = media;
+        if let Some(secret) = &ctx.config.identity {
+            crate::crypto::identity::sign(secret, &mut desc);
+        }
         self.learn_remote(offered);
         self.phase = SessionPhase::Replied;
         Ok(Answer(desc))
