@@ -198,7 +198,7 @@ fn main() -> Result<(), carrier_proto::Error> {
             sent = true;
             let info = alice.session(s1)?.transport_info(video)?;
             println!(
-                "  path: {:?} {} ⇄ {}",
+                "  path: {:?} {} ⇄ {} (every packet sealed with AES-256-GCM; keys from the X25519 keys in the offer and answer)",
                 info.topology, info.local.address, info.remote.address
             );
             let max = alice.session(s1)?.max_datagram_size(video)?;
