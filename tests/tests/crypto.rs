@@ -375,3 +375,48 @@ fn rewrite(sdp: &str, prefix: &str, value: &str) -> String {
         })
         .collect()
 }
+
+mod hostile {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+        /// Arbitrary packets addressed to a protected session (valid header, arbitrary body
+        /// and packet number): all refused and counted, nothing delivered, no panic, and the
+        /// session still carries data afterwards.
+        #[test]
+        fn forged_packets_never_get_through(
+            bodies in proptest::collection::vec(
+                (any::<u64>(), proptest::collection::vec(any::<u8>(), 0..200)),
+                1..40,
+            ),
+        ) {
+            let (mut sim, hs, _log) = connected(11, O::RELIABLE);
+            let (bob, session) = (hs.answerer_peer, hs.answerer);
+            let (from, to) = (sim.peers[hs.offerer_peer].addr, sim.peers[bob].addr);
+            let before = sim.ep(bob).stats();
+            let events = sim.peers[bob].events.len();
+            for (i, (pn, body)) in bodies.iter().enumerate() {
+                let ty = [PacketType::Check, PacketType::CheckAck, PacketType::Data][i % 3];
+                let mut p = vec![0u8; HEADER_LEN];
+                Header { packet_type: ty, destination: session.as_u64(), packet_number: *pn }
+                    .emit(&mut p);
+                p.extend_from_slice(body);
+                let now = sim.now;
+                sim.ep(bob).handle_input(Input::Receive {
+                    now,
+                    source: from,
+                    destination: to,
+                    contents: Bytes::from(p),
+                });
+                sim.drain(bob);
+            }
+            let after = sim.ep(bob).stats();
+            prop_assert_eq!(drops(after) - drops(before), bodies.len() as u64);
+            prop_assert_eq!(sim.peers[bob].events.len(), events);
+            prop_assert_eq!(send_secret(&mut sim, &hs), SECRET);
+        }
+    }
+}
