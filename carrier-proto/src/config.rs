@@ -46,10 +46,14 @@ impl Default for SdpLimits {
 ///     .with_request_timeout(Duration::from_secs(30));
 /// assert_eq!(cfg.request_timeout, Duration::from_secs(30));
 /// ```
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct Config {
-    /// Entropy for every random choice the core makes (ids, credentials). Give real
-    /// randomness in production; a fixed seed replays a run exactly.
+    /// Entropy for every random choice the core makes: connection ids, ICE credentials,
+    /// and the **ephemeral keys that protect sessions**. The core cannot read the operating
+    /// system's randomness (it is sans-IO), so production code MUST fill this with real
+    /// entropy (e.g. `getrandom`) for every endpoint it creates: the default (all zeros) or
+    /// any guessable seed makes every session's keys computable by anyone. A fixed seed is
+    /// for tests: it replays a run exactly. `Debug` output never shows it.
     pub seed: [u8; 32],
     /// How long a request waits for the peer's reply before it completes with
     /// [`RequestOutcome::TimedOut`](crate::RequestOutcome::TimedOut). The original: 5 minutes.
@@ -121,6 +125,48 @@ impl Default for Config {
             channels: ChannelConfig::default(),
             identity: None,
         }
+    }
+}
+
+impl core::fmt::Debug for Config {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        // The seed and the identity secret are secrets: never in logs.
+        f.debug_struct("Config")
+            .field("seed", &"<secret>")
+            .field("request_timeout", &self.request_timeout)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("check_interval_initial", &self.check_interval_initial)
+            .field("check_interval_max", &self.check_interval_max)
+            .field("keepalive_interval", &self.keepalive_interval)
+            .field("idle_timeout", &self.idle_timeout)
+            .field("max_udp_payload", &self.max_udp_payload)
+            .field("max_sessions", &self.max_sessions)
+            .field("max_streams_per_session", &self.max_streams_per_session)
+            .field("max_candidate_pairs", &self.max_candidate_pairs)
+            .field("max_bundle_len", &self.max_bundle_len)
+            .field("max_reason_len", &self.max_reason_len)
+            .field("max_peer_id_len", &self.max_peer_id_len)
+            .field("max_queued_events", &self.max_queued_events)
+            .field("sdp", &self.sdp)
+            .field("transport", &self.transport)
+            .field("channels", &self.channels)
+            .field("identity", &self.identity.map(|_| "<secret>"))
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_output_hides_the_secrets() {
+        let cfg = Config::default()
+            .with_seed([0xAB; 32])
+            .with_identity([0xCD; 32]);
+        let text = alloc::format!("{cfg:?}");
+        assert!(!text.contains("171") && !text.contains("205"), "{text}");
+        assert!(text.contains("<secret>"));
     }
 }
 

@@ -90,7 +90,8 @@ pub struct EndpointStats {
     pub dropped_not_carrier: u64,
     /// Dropped: no session has the destination id.
     pub dropped_unknown_session: u64,
-    /// Dropped: checksum mismatch (corrupted on the way).
+    /// Dropped: checksum mismatch (corrupted on the way; or, before `start_with`, a sealed
+    /// packet from a peer that already has the session's keys).
     pub dropped_bad_checksum: u64,
     /// Dropped: malformed header, payload or frame, or an unknown version or type.
     pub dropped_malformed: u64,

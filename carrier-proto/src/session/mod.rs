@@ -243,6 +243,9 @@ impl Session {
 
     /// The keys are used up: stop, never reuse a nonce.
     pub(crate) fn keys_exhausted(&mut self, ctx: &mut Context) {
+        if self.phase == SessionPhase::Ended {
+            return;
+        }
         ctx.stats.keys_exhausted += 1;
         self.end(ctx, StreamState::Failed, StateReason::KeysExhausted);
     }
