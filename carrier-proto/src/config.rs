@@ -155,21 +155,6 @@ impl core::fmt::Debug for Config {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn debug_output_hides_the_secrets() {
-        let cfg = Config::default()
-            .with_seed([0xAB; 32])
-            .with_identity([0xCD; 32]);
-        let text = alloc::format!("{cfg:?}");
-        assert!(!text.contains("171") && !text.contains("205"), "{text}");
-        assert!(text.contains("<secret>"));
-    }
-}
-
 impl Config {
     /// Sets the seed all of the core's randomness derives from.
     pub fn with_seed(mut self, seed: [u8; 32]) -> Self {
@@ -218,5 +203,20 @@ impl Config {
         self.keepalive_interval = keepalive;
         self.idle_timeout = idle_timeout;
         self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_output_hides_the_secrets() {
+        let cfg = Config::default()
+            .with_seed([0xAB; 32])
+            .with_identity([0xCD; 32]);
+        let text = alloc::format!("{cfg:?}");
+        assert!(!text.contains("171") && !text.contains("205"), "{text}");
+        assert!(text.contains("<secret>"));
     }
 }
