@@ -420,3 +420,26 @@ mod hostile {
         }
     }
 }
+
+#[test]
+fn a_session_mixing_plain_and_protected_streams_protects_both() {
+    // Protection is per session: one non-PLAIN stream makes every packet sealed, the PLAIN
+    // stream's too (stronger, never weaker, than asked).
+    let mut sim = Sim::new(12);
+    let (a, b) = (sim.add_peer("alice"), sim.add_peer("bob"));
+    let log = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+    let log2 = log.clone();
+    sim.drop_filter = Some(Box::new(move |_, d| {
+        log2.borrow_mut().push(d.contents.clone());
+        false
+    }));
+    let hs = sim.handshake(
+        a,
+        b,
+        &[(T::Application, O::PLAIN), (T::Text, O::RELIABLE)],
+    );
+    assert!(sim.run_until_connected(&hs, 2));
+    assert_eq!(send_secret(&mut sim, &hs), SECRET);
+    assert!(!log.borrow().iter().any(|d| contains(d, SECRET)));
+    assert!(sim.ep(b).stats().dropped_bad_tag == 0);
+}
