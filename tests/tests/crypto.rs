@@ -433,11 +433,7 @@ fn a_session_mixing_plain_and_protected_streams_protects_both() {
         log2.borrow_mut().push(d.contents.clone());
         false
     }));
-    let hs = sim.handshake(
-        a,
-        b,
-        &[(T::Application, O::PLAIN), (T::Text, O::RELIABLE)],
-    );
+    let hs = sim.handshake(a, b, &[(T::Application, O::PLAIN), (T::Text, O::RELIABLE)]);
     assert!(sim.run_until_connected(&hs, 2));
     assert_eq!(send_secret(&mut sim, &hs), SECRET);
     assert!(!log.borrow().iter().any(|d| contains(d, SECRET)));
