@@ -48,7 +48,7 @@ impl Options {
 }
 
 /// `123`, `64K`, `8M`, `1G` (powers of 1024).
-fn parse_size(s: &str) -> Option<u64> {
+pub(crate) fn parse_size(s: &str) -> Option<u64> {
     let (digits, shift) = match s.as_bytes().last()? {
         b'K' | b'k' => (&s[..s.len() - 1], 10),
         b'M' | b'm' => (&s[..s.len() - 1], 20),
@@ -97,17 +97,17 @@ impl From<carrier_proto::Error> for DemoError {
 }
 
 /// One peer: its socket and its endpoint.
-struct Peer {
-    name: &'static str,
+pub(crate) struct Peer {
+    pub(crate) name: &'static str,
     socket: UdpSocket,
-    local: SocketAddr,
-    endpoint: Endpoint,
+    pub(crate) local: SocketAddr,
+    pub(crate) endpoint: Endpoint,
     /// When the endpoint wants `Input::Timeout`.
-    timeout: Instant,
+    pub(crate) timeout: Instant,
 }
 
 impl Peer {
-    fn new(name: &'static str) -> Result<Peer, DemoError> {
+    pub(crate) fn new(name: &'static str) -> Result<Peer, DemoError> {
         let socket = UdpSocket::bind("127.0.0.1:0")?;
         socket.set_nonblocking(true)?;
         let local = socket.local_addr()?;
@@ -126,7 +126,11 @@ impl Peer {
 
     /// Feeds the endpoint what the socket has and the timer if due, sends what it wants
     /// sent, and returns its events. Returns whether anything happened.
-    fn pump(&mut self, now: Instant, events: &mut Vec<Event>) -> Result<bool, DemoError> {
+    pub(crate) fn pump(
+        &mut self,
+        now: Instant,
+        events: &mut Vec<Event>,
+    ) -> Result<bool, DemoError> {
         let mut busy = false;
         let mut buf = [0u8; 2048];
         loop {

@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! carrier demo [--bytes N] [--channel-bytes N]
+//! carrier bench [--runs N] [--bytes N]
 //! ```
 //!
 //! `demo` runs two peers in one process over real loopback UDP through the seed's whole
@@ -10,6 +11,7 @@
 //! the throughput. The driver is a plain `std::net::UdpSocket` loop around the sans-IO core
 //! (`demo.rs`); the runtime adapters replace it in real programs.
 
+mod bench;
 mod demo;
 
 use std::process::ExitCode;
@@ -23,7 +25,11 @@ commands:
         unreliable stream and an encrypted reliable multiplexing stream; datagrams,
         a reliable transfer of N bytes (default 64 MiB) and two channels of N bytes
         each (default 8 MiB), printing states and throughput.
-        N takes an optional K, M or G suffix (powers of 1024).
+  bench [--runs N] [--bytes N]
+        loopback setup time (request → Connected) and goodput of one reliable
+        stream, encrypted and PLAIN, median of N runs (default 5) of N bytes
+        (default 64 MiB).
+  N takes an optional K, M or G suffix (powers of 1024).
 ";
 
 fn main() -> ExitCode {
@@ -39,6 +45,19 @@ fn main() -> ExitCode {
             },
             Err(e) => {
                 eprintln!("carrier demo: {e}\n\n{USAGE}");
+                ExitCode::from(2)
+            }
+        },
+        Some("bench") => match bench::Options::parse(&args[1..]) {
+            Ok(options) => match bench::run(&options) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("carrier bench: {e}");
+                    ExitCode::FAILURE
+                }
+            },
+            Err(e) => {
+                eprintln!("carrier bench: {e}\n\n{USAGE}");
                 ExitCode::from(2)
             }
         },

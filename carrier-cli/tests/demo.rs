@@ -48,3 +48,24 @@ fn bad_command_lines_are_usage_errors() {
             || String::from_utf8_lossy(&out.stdout).contains("demo [")
     );
 }
+
+#[test]
+fn the_bench_reports_setup_time_and_goodput_for_both_kinds() {
+    let out = carrier(&["bench", "--runs", "1", "--bytes", "2M"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for row in ["| reliable, encrypted | ", "| reliable, PLAIN | "] {
+        let line = text
+            .lines()
+            .find(|l| l.starts_with(row))
+            .unwrap_or_else(|| panic!("{text}"));
+        assert!(
+            line.contains(" ms | ") && line.ends_with(" MB/s |"),
+            "{line}"
+        );
+    }
+}
