@@ -8,7 +8,7 @@ use carrier_proto::{
     Event, Instant, Reply, RequestOutcome, StreamOptions, StreamState, StreamType,
 };
 
-use crate::demo::{DemoError, Peer, parse_size};
+use crate::demo::{DemoError, Peer, sized_flags};
 
 /// What to measure.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -26,14 +26,11 @@ impl Options {
             runs: 5,
             bytes: 64 << 20,
         };
-        let mut it = args.iter();
-        while let Some(flag) = it.next() {
-            let value = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
-            let n = parse_size(value).ok_or_else(|| format!("bad size {value:?}"))?;
-            match flag.as_str() {
+        for (flag, n) in sized_flags(args)? {
+            match flag {
                 "--runs" if n > 0 => options.runs = n as usize,
                 "--bytes" if n > 0 => options.bytes = n,
-                other => return Err(format!("bad option {other:?} {value:?}")),
+                other => return Err(format!("bad option {other:?} (or a zero value)")),
             }
         }
         Ok(options)

@@ -33,11 +33,8 @@ impl Options {
             bytes: 64 << 20,
             channel_bytes: 8 << 20,
         };
-        let mut it = args.iter();
-        while let Some(flag) = it.next() {
-            let value = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
-            let n = parse_size(value).ok_or_else(|| format!("bad size {value:?}"))?;
-            match flag.as_str() {
+        for (flag, n) in sized_flags(args)? {
+            match flag {
                 "--bytes" => options.bytes = n,
                 "--channel-bytes" => options.channel_bytes = n,
                 other => return Err(format!("unknown option {other:?}")),
@@ -45,6 +42,18 @@ impl Options {
         }
         Ok(options)
     }
+}
+
+/// `--flag N` pairs, each N a size (see [`parse_size`]).
+pub(crate) fn sized_flags(args: &[String]) -> Result<Vec<(&str, u64)>, String> {
+    let mut out = Vec::new();
+    let mut it = args.iter();
+    while let Some(flag) = it.next() {
+        let value = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
+        let n = parse_size(value).ok_or_else(|| format!("bad size {value:?}"))?;
+        out.push((flag.as_str(), n));
+    }
+    Ok(out)
 }
 
 /// `123`, `64K`, `8M`, `1G` (powers of 1024).

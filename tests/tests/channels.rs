@@ -10,6 +10,7 @@ use carrier_proto::{
     SessionId, StreamId, StreamOptions as O, StreamType as T,
 };
 use carrier_tests::netem::{Datagram, LinkConfig};
+use carrier_tests::payload;
 use carrier_tests::sim::{Handshake, PeerIdx, Sim, stream_id};
 
 const RELIABLE_MUX: (T, O) = (T::Application, O::RELIABLE.union(O::MULTIPLEXING));
@@ -19,19 +20,6 @@ const PLAIN_MUX: (T, O) = (
     T::Application,
     O::RELIABLE.union(O::MULTIPLEXING).union(O::PLAIN),
 );
-
-/// Deterministic pseudo-random bytes.
-fn payload(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
 
 /// Two peers with one multiplexing stream, connected; the link set afterwards.
 struct Setup {

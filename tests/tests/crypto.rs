@@ -22,12 +22,7 @@ fn connected(
 ) -> (Sim, Handshake, std::rc::Rc<std::cell::RefCell<Vec<Bytes>>>) {
     let mut sim = Sim::new(seed);
     let (a, b) = (sim.add_peer("alice"), sim.add_peer("bob"));
-    let log = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
-    let log2 = log.clone();
-    sim.drop_filter = Some(Box::new(move |_, d| {
-        log2.borrow_mut().push(d.contents.clone());
-        false
-    }));
+    let log = record(&mut sim, false);
     let hs = sim.handshake(a, b, &[(T::Application, options)]);
     assert!(
         sim.run_until_connected(&hs, 1),
@@ -47,6 +42,20 @@ fn drops(s: carrier_proto::EndpointStats) -> u64 {
         + s.dropped_bad_tag
         + s.dropped_replay
 }
+
+/// Records every datagram put on the wire from now on (and drops them all if `drop`).
+fn record(sim: &mut Sim, drop: bool) -> Log {
+    let log = Log::default();
+    let sink = log.clone();
+    sim.drop_filter = Some(Box::new(move |_, d| {
+        sink.borrow_mut().push(d.contents.clone());
+        drop
+    }));
+    log
+}
+
+/// The datagrams [`record`] saw.
+type Log = std::rc::Rc<std::cell::RefCell<Vec<Bytes>>>;
 
 fn contains(hay: &[u8], needle: &[u8]) -> bool {
     hay.windows(needle.len()).any(|w| w == needle)
@@ -110,12 +119,7 @@ fn every_bit_flip_and_every_replay_is_refused() {
     let now = sim.now;
     // Capture the packet carrying SECRET without delivering it.
     drop(log);
-    let rec = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
-    let rec2 = rec.clone();
-    sim.drop_filter = Some(Box::new(move |_, d| {
-        rec2.borrow_mut().push(d.contents.clone());
-        true
-    }));
+    let rec = record(&mut sim, true);
     sim.session(hs.offerer_peer, hs.offerer)
         .write(now, id, SECRET)
         .unwrap();
@@ -175,12 +179,7 @@ fn another_sessions_packets_and_a_spoofers_are_refused() {
     // Two protected sessions between the same peers.
     let mut sim = Sim::new(4);
     let (a, b) = (sim.add_peer("alice"), sim.add_peer("bob"));
-    let rec = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
-    let rec2 = rec.clone();
-    sim.drop_filter = Some(Box::new(move |_, d| {
-        rec2.borrow_mut().push(d.contents.clone());
-        false
-    }));
+    let rec = record(&mut sim, false);
     let one = sim.handshake(a, b, &[(T::Application, O::empty())]);
     let two = sim.handshake(a, b, &[(T::Application, O::empty())]);
     assert!(sim.run_until_connected(&one, 1) && sim.run_until_connected(&two, 1));
@@ -427,12 +426,7 @@ fn a_session_mixing_plain_and_protected_streams_protects_both() {
     // stream's too (stronger, never weaker, than asked).
     let mut sim = Sim::new(12);
     let (a, b) = (sim.add_peer("alice"), sim.add_peer("bob"));
-    let log = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
-    let log2 = log.clone();
-    sim.drop_filter = Some(Box::new(move |_, d| {
-        log2.borrow_mut().push(d.contents.clone());
-        false
-    }));
+    let log = record(&mut sim, false);
     let hs = sim.handshake(a, b, &[(T::Application, O::PLAIN), (T::Text, O::RELIABLE)]);
     assert!(sim.run_until_connected(&hs, 2));
     assert_eq!(send_secret(&mut sim, &hs), SECRET);

@@ -9,25 +9,13 @@ use carrier_proto::{
     TransportConfig,
 };
 use carrier_tests::netem::{Datagram, LinkConfig};
+use carrier_tests::payload;
 use carrier_tests::sim::{Handshake, Sim, stream_id};
 use proptest::prelude::*;
 
 const RELIABLE: (T, O) = (T::Application, O::RELIABLE);
 /// For scripted losses that read the frames: PLAIN, so they are visible on the wire.
 const RELIABLE_PLAIN: (T, O) = (T::Application, O::RELIABLE.union(O::PLAIN));
-
-/// Deterministic pseudo-random bytes.
-fn payload(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
 
 fn connected(seed: u64, link: LinkConfig, config: Config) -> (Sim, Handshake) {
     connected_with(seed, link, config, RELIABLE)

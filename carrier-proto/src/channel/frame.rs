@@ -216,19 +216,10 @@ impl<'a> ChannelFrame<'a> {
                 if flags & !FIN != 0 {
                     return Err(MALFORMED);
                 }
-                let offset = varint::read(&mut rest).ok_or(TRUNCATED)?;
-                let len = varint::read(&mut rest).ok_or(TRUNCATED)?;
-                let len = usize::try_from(len).map_err(|_| TRUNCATED)?;
-                let (data, tail) = rest.split_at_checked(len).ok_or(TRUNCATED)?;
-                rest = tail;
                 // The end offset must be a varint too, as for STREAM frames: otherwise the
                 // final size could not be written back.
-                if offset
-                    .checked_add(len as u64)
-                    .is_none_or(|end| end > varint::MAX)
-                {
-                    return Err(MALFORMED);
-                }
+                let (offset, data) = varint::read_range(&mut rest)
+                    .map_err(|truncated| if truncated { TRUNCATED } else { MALFORMED })?;
                 ChannelFrame::Data {
                     stream,
                     channel,

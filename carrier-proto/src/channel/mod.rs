@@ -60,6 +60,6 @@ mod state;
 pub use config::{ChannelConfig, INITIAL_CHANNEL_CREDIT, INITIAL_CONTROL_CREDIT};
 pub use frame::ChannelFrame;
 pub(crate) use frame::{MAX_CHANNEL_ID, is_channel_frame, is_control_record};
-pub(crate) use mux::{Mux, MuxError};
+pub(crate) use mux::{ControlCall, Mux, MuxError};
 pub(crate) use state::Side;
 pub use state::{ChannelError, ChannelId, ChannelState};

@@ -114,6 +114,19 @@ impl ChannelIo {
     }
 }
 
+/// An application call on a channel that sends one control record (see [`Mux::control`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ControlCall {
+    /// Accept the peer's open.
+    Accept,
+    /// Refuse the peer's open.
+    Refuse,
+    /// Ask the peer to stop sending.
+    Pend,
+    /// Let the peer send again.
+    Resume,
+}
+
 /// Why a peer's channel input was refused (the caller counts it; the stream may be
 /// aborted for a broken control stream).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -246,54 +259,24 @@ impl Mux {
         Ok(id)
     }
 
-    pub(crate) fn accept(
+    /// Accepts or refuses the peer's open, or pends or resumes a channel: one control
+    /// record each.
+    pub(crate) fn control(
         &mut self,
         ctx: &mut Context,
         session: SessionId,
         now: Instant,
         id: ChannelId,
+        call: ControlCall,
     ) -> Result<(), ChannelError> {
         self.check_room()?;
-        self.table.accept(id, &mut self.actions)?;
-        self.apply(ctx, session, now);
-        Ok(())
-    }
-
-    pub(crate) fn refuse(
-        &mut self,
-        ctx: &mut Context,
-        session: SessionId,
-        now: Instant,
-        id: ChannelId,
-    ) -> Result<(), ChannelError> {
-        self.check_room()?;
-        self.table.refuse(id, &mut self.actions)?;
-        self.apply(ctx, session, now);
-        Ok(())
-    }
-
-    pub(crate) fn pend(
-        &mut self,
-        ctx: &mut Context,
-        session: SessionId,
-        now: Instant,
-        id: ChannelId,
-    ) -> Result<(), ChannelError> {
-        self.check_room()?;
-        self.table.pend(id, &mut self.actions)?;
-        self.apply(ctx, session, now);
-        Ok(())
-    }
-
-    pub(crate) fn resume(
-        &mut self,
-        ctx: &mut Context,
-        session: SessionId,
-        now: Instant,
-        id: ChannelId,
-    ) -> Result<(), ChannelError> {
-        self.check_room()?;
-        self.table.resume(id, &mut self.actions)?;
+        let out = &mut self.actions;
+        match call {
+            ControlCall::Accept => self.table.accept(id, out),
+            ControlCall::Refuse => self.table.refuse(id, out),
+            ControlCall::Pend => self.table.pend(id, out),
+            ControlCall::Resume => self.table.resume(id, out),
+        }?;
         self.apply(ctx, session, now);
         Ok(())
     }

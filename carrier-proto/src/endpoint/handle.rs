@@ -1,7 +1,7 @@
 //! [`SessionMut`]: the application's handle on one session.
 
 use super::Context;
-use crate::channel::{ChannelId, ChannelState};
+use crate::channel::{ChannelId, ChannelState, ControlCall};
 use crate::error::Error;
 use crate::negotiation::{Answer, Offer, PendingOffer, Reply};
 use crate::session::{Session, SessionId, SessionPhase};
@@ -216,7 +216,8 @@ impl SessionMut<'_> {
         channel: ChannelId,
     ) -> Result<(), Error> {
         self.at(now);
-        self.session.accept_channel(self.ctx, now, stream, channel)
+        self.session
+            .channel_control(self.ctx, now, stream, channel, ControlCall::Accept)
     }
 
     /// Refuses the peer's channel: the peer sees it closed with reason Error.
@@ -227,7 +228,8 @@ impl SessionMut<'_> {
         channel: ChannelId,
     ) -> Result<(), Error> {
         self.at(now);
-        self.session.refuse_channel(self.ctx, now, stream, channel)
+        self.session
+            .channel_control(self.ctx, now, stream, channel, ControlCall::Refuse)
     }
 
     /// Writes on an open channel. On a reliable stream: takes what fits the channel's send
@@ -292,7 +294,7 @@ impl SessionMut<'_> {
     ) -> Result<(), Error> {
         self.at(now);
         self.session
-            .pend_channel(self.ctx, now, stream, channel, true)
+            .channel_control(self.ctx, now, stream, channel, ControlCall::Pend)
     }
 
     /// Lets the peer send on a channel again after [`pend_channel`](Self::pend_channel).
@@ -304,7 +306,7 @@ impl SessionMut<'_> {
     ) -> Result<(), Error> {
         self.at(now);
         self.session
-            .pend_channel(self.ctx, now, stream, channel, false)
+            .channel_control(self.ctx, now, stream, channel, ControlCall::Resume)
     }
 
     /// A live channel's state (a closed channel is [`ChannelError::UnknownChannel`](crate::ChannelError::UnknownChannel)).

@@ -301,23 +301,20 @@ impl<'a> FrameIter<'a> {
                 if flags & !FIN != 0 {
                     return Err(PacketError::Malformed("stream"));
                 }
-                let offset = varint::read(&mut rest).ok_or(trunc)?;
-                let len = varint::read(&mut rest).ok_or(trunc)?;
-                let len = usize::try_from(len).map_err(|_| trunc)?;
-                let data = rest.get(..len).ok_or(trunc)?;
-                if offset
-                    .checked_add(len as u64)
-                    .is_none_or(|end| end > varint::MAX)
-                {
-                    return Err(PacketError::Malformed("stream"));
-                }
+                let (offset, data) = varint::read_range(&mut rest).map_err(|truncated| {
+                    if truncated {
+                        trunc
+                    } else {
+                        PacketError::Malformed("stream")
+                    }
+                })?;
                 let frame = Frame::Stream {
                     stream,
                     offset,
                     data,
                     fin: flags & FIN != 0,
                 };
-                (frame, body.len() - rest.len() + len)
+                (frame, body.len() - rest.len())
             }
             MAX_DATA | DATA_BLOCKED => {
                 let mut rest = body;
@@ -343,22 +340,19 @@ impl<'a> FrameIter<'a> {
             CONTROL => {
                 let trunc = PacketError::TruncatedFrame("control");
                 let (&stream, mut rest) = body.split_first().ok_or(trunc)?;
-                let offset = varint::read(&mut rest).ok_or(trunc)?;
-                let len = varint::read(&mut rest).ok_or(trunc)?;
-                let len = usize::try_from(len).map_err(|_| trunc)?;
-                let data = rest.get(..len).ok_or(trunc)?;
-                if offset
-                    .checked_add(len as u64)
-                    .is_none_or(|end| end > varint::MAX)
-                {
-                    return Err(PacketError::Malformed("control"));
-                }
+                let (offset, data) = varint::read_range(&mut rest).map_err(|truncated| {
+                    if truncated {
+                        trunc
+                    } else {
+                        PacketError::Malformed("control")
+                    }
+                })?;
                 let frame = Frame::Control {
                     stream,
                     offset,
                     data,
                 };
-                (frame, body.len() - rest.len() + len)
+                (frame, body.len() - rest.len())
             }
             MAX_CONTROL_DATA => {
                 let trunc = PacketError::TruncatedFrame("control credit");

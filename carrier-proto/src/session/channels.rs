@@ -5,7 +5,9 @@ use alloc::vec::Vec;
 use bytes::Bytes;
 
 use super::Session;
-use crate::channel::{ChannelError, ChannelFrame, ChannelId, ChannelState, Mux, MuxError};
+use crate::channel::{
+    ChannelError, ChannelFrame, ChannelId, ChannelState, ControlCall, Mux, MuxError,
+};
 use crate::endpoint::Context;
 use crate::error::Error;
 use crate::packet::Frame;
@@ -59,30 +61,25 @@ impl Session {
             .open(ctx, id, now, cookie)?)
     }
 
-    pub(crate) fn accept_channel(
+    /// Accept, refuse, pend or resume: the channel calls that send one control record.
+    pub(crate) fn channel_control(
         &mut self,
         ctx: &mut Context,
         now: Instant,
         stream: StreamId,
         channel: ChannelId,
+        call: ControlCall,
     ) -> Result<(), Error> {
         let id = self.id;
+        let op = match call {
+            ControlCall::Accept => "accept_channel",
+            ControlCall::Refuse => "refuse_channel",
+            ControlCall::Pend => "pend_channel",
+            ControlCall::Resume => "resume_channel",
+        };
         Ok(self
-            .mux_mut(stream, "accept_channel")?
-            .accept(ctx, id, now, channel)?)
-    }
-
-    pub(crate) fn refuse_channel(
-        &mut self,
-        ctx: &mut Context,
-        now: Instant,
-        stream: StreamId,
-        channel: ChannelId,
-    ) -> Result<(), Error> {
-        let id = self.id;
-        Ok(self
-            .mux_mut(stream, "refuse_channel")?
-            .refuse(ctx, id, now, channel)?)
+            .mux_mut(stream, op)?
+            .control(ctx, id, now, channel, call)?)
     }
 
     pub(crate) fn close_channel(
@@ -97,24 +94,6 @@ impl Session {
         Ok(self
             .mux_mut(stream, "close_channel")?
             .close(ctx, id, now, channel, reason)?)
-    }
-
-    pub(crate) fn pend_channel(
-        &mut self,
-        ctx: &mut Context,
-        now: Instant,
-        stream: StreamId,
-        channel: ChannelId,
-        pend: bool,
-    ) -> Result<(), Error> {
-        let id = self.id;
-        let mux = self.mux_mut(stream, "pend_channel")?;
-        if pend {
-            mux.pend(ctx, id, now, channel)?;
-        } else {
-            mux.resume(ctx, id, now, channel)?;
-        }
-        Ok(())
     }
 
     pub(crate) fn channel_state(

@@ -56,6 +56,22 @@ pub(crate) fn read(input: &mut &[u8]) -> Option<u64> {
     Some(v)
 }
 
+/// Reads `offset(v) length(v) data(length)` from the front of `input` (STREAM, CONTROL and
+/// channel DATA frames) and advances past it. `Err(true)` if the input ends first,
+/// `Err(false)` if the range would end beyond a varint (its end could not be written back).
+pub(crate) fn read_range<'a>(input: &mut &'a [u8]) -> Result<(u64, &'a [u8]), bool> {
+    let mut rest = *input;
+    let offset = read(&mut rest).ok_or(true)?;
+    let len = read(&mut rest).ok_or(true)?;
+    let len = usize::try_from(len).map_err(|_| true)?;
+    let (data, tail) = rest.split_at_checked(len).ok_or(true)?;
+    if offset.checked_add(len as u64).is_none_or(|end| end > MAX) {
+        return Err(false);
+    }
+    *input = tail;
+    Ok((offset, data))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
