@@ -1,0 +1,185 @@
+//! A blocking, single-threaded driver of [`carrier_proto`] for programs that run their own
+//! [`mio::Poll`].
+//!
+//! The driver owns one UDP socket and one [`Endpoint`]. Register it with your poll under a
+//! token, call [`Driver::on_readable`] when that token is ready, [`Driver::on_timeout`] when
+//! the poll returns after [`Driver::poll_timeout`], and [`Driver::flush`] after your own
+//! calls on the endpoint. Events reach your [`Handler`]; what the endpoint wants sent goes
+//! out on the socket.
+//!
+//! ```
+//! use carrier_mio::{Driver, Handler};
+//! use carrier_proto::{Config, Endpoint, Event};
+//! use mio::{Events, Poll, Token};
+//! use std::time::Duration;
+//!
+//! struct Print;
+//! impl Handler for Print {
+//!     fn on_event(&mut self, _endpoint: &mut Endpoint, event: Event) {
+//!         println!("{event:?}");
+//!     }
+//! }
+//!
+//! let mut poll = Poll::new()?;
+//! let seed = [7; 32]; // real entropy in production (e.g. getrandom)
+//! let mut driver = Driver::bind("127.0.0.1:0".parse()?, Config::default().with_seed(seed))?;
+//! driver.register(poll.registry(), Token(0))?;
+//! let mut events = Events::with_capacity(64);
+//! for _ in 0..3 {
+//!     // A real loop blocks for `driver.poll_timeout()`; this one only looks.
+//!     let wait = driver.poll_timeout().unwrap_or(Duration::ZERO).min(Duration::ZERO);
+//!     poll.poll(&mut events, Some(wait))?;
+//!     if events.is_empty() {
+//!         driver.on_timeout(&mut Print)?;
+//!     }
+//!     for _ in events.iter() {
+//!         driver.on_readable(&mut Print)?;
+//!     }
+//! }
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+use std::io::{self, ErrorKind};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant as WallClock};
+
+use bytes::Bytes;
+use carrier_proto::{Config, Endpoint, Event, Input, Instant, Output};
+use mio::net::UdpSocket;
+use mio::{Interest, Registry, Token};
+
+/// What the application does with the endpoint's events (a callback, as the original's
+/// handlers were).
+pub trait Handler {
+    /// One event. `endpoint` is there for the calls an event usually leads to (reply to a
+    /// request, accept a channel, write more); the driver sends what they produce.
+    fn on_event(&mut self, endpoint: &mut Endpoint, event: Event);
+}
+
+impl<F: FnMut(&mut Endpoint, Event)> Handler for F {
+    fn on_event(&mut self, endpoint: &mut Endpoint, event: Event) {
+        self(endpoint, event)
+    }
+}
+
+/// Largest datagram read from the socket (above any UDP payload the endpoint sends).
+const RECV_BUF: usize = 2048;
+
+/// One socket, one endpoint, driven from a `mio::Poll`.
+#[derive(Debug)]
+pub struct Driver {
+    socket: UdpSocket,
+    local: SocketAddr,
+    endpoint: Endpoint,
+    /// The endpoint's clock starts here.
+    epoch: WallClock,
+    /// When the endpoint wants `Input::Timeout`.
+    timeout: Instant,
+    buf: Box<[u8; RECV_BUF]>,
+    /// Datagrams the socket refused (its buffer full): dropped, as the network would.
+    send_drops: u64,
+}
+
+impl Driver {
+    /// Binds a UDP socket to `addr` and makes an endpoint with `config`, whose host
+    /// candidate is the bound address.
+    pub fn bind(addr: SocketAddr, config: Config) -> io::Result<Driver> {
+        let socket = UdpSocket::bind(addr)?;
+        let local = socket.local_addr()?;
+        let mut endpoint = Endpoint::new(config);
+        endpoint.add_host_candidate(local);
+        Ok(Driver {
+            socket,
+            local,
+            endpoint,
+            epoch: WallClock::now(),
+            timeout: Instant::ZERO,
+            buf: Box::new([0; RECV_BUF]),
+            send_drops: 0,
+        })
+    }
+
+    /// The socket's address (the endpoint's host candidate).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local
+    }
+
+    /// The endpoint, for the application's calls; call [`Driver::flush`] after them.
+    pub fn endpoint(&mut self) -> &mut Endpoint {
+        &mut self.endpoint
+    }
+
+    /// The endpoint's current time (the driver's clock, for calls that take `now`).
+    pub fn now(&self) -> Instant {
+        Instant::from_nanos(u64::try_from(self.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX))
+    }
+
+    /// Datagrams dropped because the socket's send buffer was full.
+    pub fn send_drops(&self) -> u64 {
+        self.send_drops
+    }
+
+    /// Registers the socket for readability under `token`.
+    pub fn register(&mut self, registry: &Registry, token: Token) -> io::Result<()> {
+        registry.register(&mut self.socket, token, Interest::READABLE)
+    }
+
+    /// How long the poll may block before [`Driver::on_timeout`] is due (`None`: no
+    /// timer is armed).
+    pub fn poll_timeout(&self) -> Option<Duration> {
+        if self.timeout == Instant::FAR_FUTURE {
+            return None;
+        }
+        Some(self.timeout.saturating_duration_since(self.now()))
+    }
+
+    /// The socket is readable: feeds the endpoint every datagram waiting, then flushes.
+    pub fn on_readable(&mut self, handler: &mut impl Handler) -> io::Result<()> {
+        loop {
+            match self.socket.recv_from(&mut self.buf[..]) {
+                Ok((n, source)) => {
+                    let now = self.now();
+                    self.endpoint.handle_input(Input::Receive {
+                        now,
+                        source,
+                        destination: self.local,
+                        contents: Bytes::copy_from_slice(&self.buf[..n]),
+                    });
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                // An earlier datagram bounced (ICMP port unreachable): nothing to do.
+                Err(e) if e.kind() == ErrorKind::ConnectionRefused => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        self.flush(handler)
+    }
+
+    /// The poll timed out (or any time): fires the endpoint's timer if due, then flushes.
+    pub fn on_timeout(&mut self, handler: &mut impl Handler) -> io::Result<()> {
+        let now = self.now();
+        if now >= self.timeout {
+            self.endpoint.handle_input(Input::Timeout(now));
+        }
+        self.flush(handler)
+    }
+
+    /// Drains the endpoint: datagrams to the socket, events to `handler` (whose calls may
+    /// produce more), until it says when to come back.
+    pub fn flush(&mut self, handler: &mut impl Handler) -> io::Result<()> {
+        loop {
+            match self.endpoint.poll_output() {
+                Output::Transmit(t) => match self.socket.send_to(&t.contents, t.destination) {
+                    Ok(_) => {}
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => self.send_drops += 1,
+                    Err(e) => return Err(e),
+                },
+                Output::Event(e) => handler.on_event(&mut self.endpoint, e),
+                Output::Timeout(at) => {
+                    self.timeout = at;
+                    return Ok(());
+                }
+            }
+        }
+    }
+}
