@@ -39,12 +39,16 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod direct;
+
+pub use direct::MAGIC as SIGNAL_MAGIC;
+
 use std::io::{self, ErrorKind};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant as WallClock};
 
 use bytes::Bytes;
-use carrier_proto::{Config, Endpoint, Event, Input, Instant, Output};
+use carrier_proto::{Answer, Config, Endpoint, Event, Input, Instant, Offer, Output, PendingOffer};
 use mio::net::UdpSocket;
 use mio::{Interest, Registry, Token};
 
@@ -78,6 +82,8 @@ pub struct Driver {
     buf: Box<[u8; RECV_BUF]>,
     /// Datagrams the socket refused (its buffer full): dropped, as the network would.
     send_drops: u64,
+    /// Offers and answers carried on the socket (see [`Driver::request_direct`]).
+    direct: direct::Direct,
 }
 
 impl Driver {
@@ -96,6 +102,7 @@ impl Driver {
             timeout: Instant::ZERO,
             buf: Box::new([0; RECV_BUF]),
             send_drops: 0,
+            direct: direct::Direct::default(),
         })
     }
 
@@ -119,6 +126,69 @@ impl Driver {
         self.send_drops
     }
 
+    /// Signaling datagrams (offers, answers, repeats) sent so far.
+    pub fn signals_sent(&self) -> u64 {
+        self.direct.sent
+    }
+
+    /// Direct signaling: sends the request's offer to `to` over this socket, and again
+    /// (250 ms, doubling to 2 s) until the answer comes back on the socket or the request
+    /// completes otherwise. The peer's driver raises `Event::SessionRequest` with the
+    /// sender's address as `peer`; its application answers with [`Driver::reply_direct`].
+    pub fn request_direct(&mut self, to: SocketAddr, pending: &PendingOffer) -> io::Result<()> {
+        let d = self.direct.request(pending.session(), to, pending.offer());
+        self.send(to, &d)
+    }
+
+    /// Direct signaling: sends `answer` to where `offer` came from (and again if the offer
+    /// is repeated). Returns false if `offer` did not come over this socket.
+    pub fn reply_direct(&mut self, offer: &Offer, answer: &Answer) -> io::Result<bool> {
+        match self.direct.reply(offer, answer) {
+            Some((to, d)) => self.send(to, &d).map(|()| true),
+            None => Ok(false),
+        }
+    }
+
+    /// Sends one datagram; a full socket buffer drops it (counted), as a network would.
+    fn send(&mut self, to: SocketAddr, datagram: &[u8]) -> io::Result<()> {
+        match self.socket.send_to(datagram, to) {
+            Ok(_) => Ok(()),
+            Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                self.send_drops += 1;
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// A signaling datagram from `from`.
+    fn on_signal(&mut self, from: SocketAddr, datagram: &[u8]) -> io::Result<()> {
+        let limits = self.endpoint.config().sdp.clone();
+        match direct::parse(datagram) {
+            Some(Some(direct::Signal::Offer(text))) => {
+                // A malformed offer is dropped (the sender's problem, not ours).
+                let Ok(offer) = Offer::parse(text, &limits) else {
+                    return Ok(());
+                };
+                match self.direct.on_offer(&offer, from) {
+                    Ok(true) => {
+                        let _ = self.endpoint.handle_offer(&from.to_string(), text);
+                    }
+                    Ok(false) => {}
+                    Err(answer) => self.send(from, &answer)?,
+                }
+            }
+            Some(Some(direct::Signal::Answer(text))) => {
+                // A repeat (or a stray) answer fails to match a pending request: dropped.
+                if let Ok(session) = self.endpoint.handle_answer(text) {
+                    self.direct.completed(session);
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
     /// Registers the socket for readability under `token`.
     pub fn register(&mut self, registry: &Registry, token: Token) -> io::Result<()> {
         registry.register(&mut self.socket, token, Interest::READABLE)
@@ -127,16 +197,25 @@ impl Driver {
     /// How long the poll may block before [`Driver::on_timeout`] is due (`None`: no
     /// timer is armed).
     pub fn poll_timeout(&self) -> Option<Duration> {
+        let direct = self
+            .direct
+            .next_due()
+            .map(|at| at.saturating_duration_since(WallClock::now()));
         if self.timeout == Instant::FAR_FUTURE {
-            return None;
+            return direct;
         }
-        Some(self.timeout.saturating_duration_since(self.now()))
+        let core = self.timeout.saturating_duration_since(self.now());
+        Some(direct.map_or(core, |d| d.min(core)))
     }
 
     /// The socket is readable: feeds the endpoint every datagram waiting, then flushes.
     pub fn on_readable(&mut self, handler: &mut impl Handler) -> io::Result<()> {
         loop {
             match self.socket.recv_from(&mut self.buf[..]) {
+                Ok((n, source)) if self.buf[..n].starts_with(direct::MAGIC) => {
+                    let datagram = self.buf[..n].to_vec();
+                    self.on_signal(source, &datagram)?;
+                }
                 Ok((n, source)) => {
                     let now = self.now();
                     self.endpoint.handle_input(Input::Receive {
@@ -161,6 +240,9 @@ impl Driver {
         if now >= self.timeout {
             self.endpoint.handle_input(Input::Timeout(now));
         }
+        for (to, d) in self.direct.due(WallClock::now()) {
+            self.send(to, &d)?;
+        }
         self.flush(handler)
     }
 
@@ -169,12 +251,14 @@ impl Driver {
     pub fn flush(&mut self, handler: &mut impl Handler) -> io::Result<()> {
         loop {
             match self.endpoint.poll_output() {
-                Output::Transmit(t) => match self.socket.send_to(&t.contents, t.destination) {
-                    Ok(_) => {}
-                    Err(e) if e.kind() == ErrorKind::WouldBlock => self.send_drops += 1,
-                    Err(e) => return Err(e),
-                },
-                Output::Event(e) => handler.on_event(&mut self.endpoint, e),
+                Output::Transmit(t) => self.send(t.destination, &t.contents)?,
+                Output::Event(e) => {
+                    if let Event::RequestComplete { session, .. } = &e {
+                        // Answered, refused or timed out: no more repeats of its offer.
+                        self.direct.completed(*session);
+                    }
+                    handler.on_event(&mut self.endpoint, e)
+                }
                 Output::Timeout(at) => {
                     self.timeout = at;
                     return Ok(());
