@@ -69,6 +69,9 @@ impl<F: FnMut(&mut Endpoint, Event)> Handler for F {
 /// Largest datagram read from the socket (above any UDP payload the endpoint sends).
 const RECV_BUF: usize = 2048;
 
+/// The receive buffer with GRO: up to this many bytes of coalesced datagrams per read.
+const GRO_BUF: usize = 64 * 1024;
+
 /// One socket, one endpoint, driven from a `mio::Poll`.
 #[derive(Debug)]
 pub struct Driver {
@@ -84,6 +87,15 @@ pub struct Driver {
     send_drops: u64,
     /// Offers and answers carried on the socket (see [`Driver::request_direct`]).
     direct: direct::Direct,
+    /// Batched IO (GSO/GRO) where the OS offers it.
+    udp: quinn_udp::UdpSocketState,
+    batching: bool,
+    /// Consecutive packets to one destination, all of one size but the last, sent in one
+    /// GSO call: (destination, segment size, bytes, segments).
+    batch: (Option<SocketAddr>, usize, Vec<u8>, usize),
+    gro_buf: Vec<u8>,
+    /// Send calls made (a GSO batch counts once).
+    send_calls: u64,
 }
 
 impl Driver {
@@ -92,6 +104,8 @@ impl Driver {
     pub fn bind(addr: SocketAddr, config: Config) -> io::Result<Driver> {
         let socket = UdpSocket::bind(addr)?;
         let local = socket.local_addr()?;
+        let udp = quinn_udp::UdpSocketState::new((&socket).into())?;
+        let batching = udp.max_gso_segments() > 1 || udp.gro_segments() > 1;
         let mut endpoint = Endpoint::new(config);
         endpoint.add_host_candidate(local);
         Ok(Driver {
@@ -103,6 +117,11 @@ impl Driver {
             buf: Box::new([0; RECV_BUF]),
             send_drops: 0,
             direct: direct::Direct::default(),
+            udp,
+            batching,
+            batch: (None, 0, Vec::new(), 0),
+            gro_buf: vec![0; GRO_BUF],
+            send_calls: 0,
         })
     }
 
@@ -124,6 +143,18 @@ impl Driver {
     /// Datagrams dropped because the socket's send buffer was full.
     pub fn send_drops(&self) -> u64 {
         self.send_drops
+    }
+
+    /// Turns batched socket IO (GSO on send, GRO on receive) on or off; it is on by
+    /// default where the OS offers it. Returns whether it is on now.
+    pub fn set_batching(&mut self, on: bool) -> bool {
+        self.batching = on && (self.udp.max_gso_segments() > 1 || self.udp.gro_segments() > 1);
+        self.batching
+    }
+
+    /// Send system calls made so far (a GSO batch of many datagrams counts once).
+    pub fn send_calls(&self) -> u64 {
+        self.send_calls
     }
 
     /// Signaling datagrams (offers, answers, repeats) sent so far.
@@ -149,8 +180,61 @@ impl Driver {
         }
     }
 
+    /// Queues a packet for sending: with batching, consecutive packets to one destination
+    /// of one size go out in one GSO call; otherwise, or when the batch is full, at once.
+    fn send_packet(&mut self, to: SocketAddr, datagram: &[u8]) -> io::Result<()> {
+        if !self.batching || self.udp.max_gso_segments() <= 1 {
+            return self.send(to, datagram);
+        }
+        let (dest, size, _, segments) = &self.batch;
+        let fits = *dest == Some(to)
+            && datagram.len() <= *size
+            && *segments < self.udp.max_gso_segments()
+            && self.batch.2.len() + datagram.len() <= GRO_BUF;
+        if !fits {
+            self.flush_batch()?;
+            self.batch.0 = Some(to);
+            self.batch.1 = datagram.len();
+        }
+        self.batch.2.extend_from_slice(datagram);
+        self.batch.3 += 1;
+        if datagram.len() < self.batch.1 {
+            // A shorter datagram can only end a GSO batch.
+            self.flush_batch()?;
+        }
+        Ok(())
+    }
+
+    /// Sends the pending GSO batch, if any.
+    fn flush_batch(&mut self) -> io::Result<()> {
+        let Some(to) = self.batch.0.take() else {
+            return Ok(());
+        };
+        let segments = std::mem::take(&mut self.batch.3);
+        let size = self.batch.1;
+        let transmit = quinn_udp::Transmit {
+            destination: to,
+            ecn: None,
+            contents: &self.batch.2,
+            segment_size: (segments > 1).then_some(size),
+            src_ip: None,
+        };
+        self.send_calls += 1;
+        let result = match self.udp.send((&self.socket).into(), &transmit) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                self.send_drops += segments as u64;
+                Ok(())
+            }
+            Err(e) => Err(e),
+        };
+        self.batch.2.clear();
+        result
+    }
+
     /// Sends one datagram; a full socket buffer drops it (counted), as a network would.
     fn send(&mut self, to: SocketAddr, datagram: &[u8]) -> io::Result<()> {
+        self.send_calls += 1;
         match self.socket.send_to(datagram, to) {
             Ok(_) => Ok(()),
             Err(e) if e.kind() == ErrorKind::WouldBlock => {
@@ -210,6 +294,10 @@ impl Driver {
 
     /// The socket is readable: feeds the endpoint every datagram waiting, then flushes.
     pub fn on_readable(&mut self, handler: &mut impl Handler) -> io::Result<()> {
+        if self.batching && self.udp.gro_segments() > 1 {
+            self.read_gro()?;
+            return self.flush(handler);
+        }
         loop {
             match self.socket.recv_from(&mut self.buf[..]) {
                 Ok((n, source)) if self.buf[..n].starts_with(direct::MAGIC) => {
@@ -234,6 +322,46 @@ impl Driver {
         self.flush(handler)
     }
 
+    /// Reads with GRO: each read may return many datagrams of one sender coalesced, split
+    /// at `stride`.
+    fn read_gro(&mut self) -> io::Result<()> {
+        loop {
+            let mut meta = [quinn_udp::RecvMeta::default()];
+            let n = {
+                let mut bufs = [std::io::IoSliceMut::new(&mut self.gro_buf)];
+                match self.udp.recv((&self.socket).into(), &mut bufs, &mut meta) {
+                    Ok(n) => n,
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(()),
+                    Err(e) if e.kind() == ErrorKind::ConnectionRefused => continue,
+                    Err(e) => return Err(e),
+                }
+            };
+            if n == 0 {
+                return Ok(());
+            }
+            let m = meta[0];
+            let stride = m.stride.max(1);
+            let mut at = 0;
+            while at < m.len {
+                let end = (at + stride).min(m.len);
+                let datagram = &self.gro_buf[at..end];
+                if datagram.starts_with(direct::MAGIC) {
+                    let d = datagram.to_vec();
+                    self.on_signal(m.addr, &d)?;
+                } else {
+                    let now = self.now();
+                    self.endpoint.handle_input(Input::Receive {
+                        now,
+                        source: m.addr,
+                        destination: self.local,
+                        contents: Bytes::copy_from_slice(datagram),
+                    });
+                }
+                at = end;
+            }
+        }
+    }
+
     /// The poll timed out (or any time): fires the endpoint's timer if due, then flushes.
     pub fn on_timeout(&mut self, handler: &mut impl Handler) -> io::Result<()> {
         let now = self.now();
@@ -251,8 +379,9 @@ impl Driver {
     pub fn flush(&mut self, handler: &mut impl Handler) -> io::Result<()> {
         loop {
             match self.endpoint.poll_output() {
-                Output::Transmit(t) => self.send(t.destination, &t.contents)?,
+                Output::Transmit(t) => self.send_packet(t.destination, &t.contents)?,
                 Output::Event(e) => {
+                    self.flush_batch()?;
                     if let Event::RequestComplete { session, .. } = &e {
                         // Answered, refused or timed out: no more repeats of its offer.
                         self.direct.completed(*session);
@@ -261,7 +390,7 @@ impl Driver {
                 }
                 Output::Timeout(at) => {
                     self.timeout = at;
-                    return Ok(());
+                    return self.flush_batch();
                 }
             }
         }
