@@ -1,14 +1,14 @@
-//! `carrier bench`: loopback setup time and goodput, encrypted and PLAIN, through the same
-//! socket loop as `carrier demo` (one thread, one `send_to` per packet, no batching).
+//! `carrier bench`: loopback setup time and goodput, encrypted and PLAIN, through two
+//! `carrier-mio` drivers on one thread (batched socket IO where the OS has it).
 
 use std::time::{Duration, Instant as WallClock};
 
 use bytes::Bytes;
-use carrier_proto::{
-    Event, Instant, Reply, RequestOutcome, StreamOptions, StreamState, StreamType,
-};
+use carrier_mio::Driver;
+use carrier_proto::{Config, Event, Reply, RequestOutcome, StreamOptions, StreamState, StreamType};
+use mio::{Events, Poll, Token};
 
-use crate::demo::{DemoError, Peer, sized_flags};
+use crate::demo::{DemoError, sized_flags};
 
 /// What to measure.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -37,64 +37,101 @@ impl Options {
     }
 }
 
-/// One session: request → Connected time, and the goodput of one reliable transfer.
+/// A side's events, for the loop.
+#[derive(Default)]
+struct Inbox(Vec<Event>);
+
+impl carrier_mio::Handler for Inbox {
+    fn on_event(&mut self, _endpoint: &mut carrier_proto::Endpoint, event: Event) {
+        self.0.push(event);
+    }
+}
+
+fn seeded() -> Result<Config, DemoError> {
+    let mut seed = [0u8; 32];
+    getrandom::fill(&mut seed).map_err(DemoError::Entropy)?;
+    Ok(Config::default().with_seed(seed))
+}
+
+/// One session through two `carrier-mio` drivers (batched socket IO where the OS has it):
+/// request → Connected time, and the goodput of one reliable transfer.
 fn one_run(options: StreamOptions, bytes: u64) -> Result<(Duration, f64), DemoError> {
+    let any: std::net::SocketAddr = ([127, 0, 0, 1], 0).into();
+    let mut a = Driver::bind(any, seeded()?)?;
+    let mut b = Driver::bind(any, seeded()?)?;
+    let mut poll = Poll::new()?;
+    a.register(poll.registry(), Token(0))?;
+    b.register(poll.registry(), Token(1))?;
+    let (mut ia, mut ib) = (Inbox::default(), Inbox::default());
     let start = WallClock::now();
-    let clock = || Instant::from_nanos(start.elapsed().as_nanos() as u64);
-    let mut alice = Peer::new("alice")?;
-    let mut bob = Peer::new("bob")?;
-    let sa = alice.endpoint.new_session("bob")?;
-    let stream = alice
-        .endpoint
+    let sa = a.endpoint().new_session("bob")?;
+    let stream = a
+        .endpoint()
         .session(sa)?
         .add_stream(StreamType::Application, options)?;
-    let t0 = WallClock::now();
-    let mut pending = Some(alice.endpoint.session(sa)?.request(clock(), "")?);
+    let now = a.now();
+    let mut pending = Some(a.endpoint().session(sa)?.request(now, "")?);
     let offer = pending
         .as_ref()
         .map(|p| p.offer().to_sdp_string())
         .unwrap_or_default();
-    bob.endpoint.handle_offer("alice", &offer)?;
-    let payload = Bytes::from(vec![0x42u8; 256 * 1024]);
+    b.endpoint().handle_offer("alice", &offer)?;
+    b.flush(&mut ib)?;
+    let payload = Bytes::from(vec![0x42u8; 1 << 20]);
     let (mut connected, mut transfer_start) = (None, None);
     let (mut written, mut received) = (0u64, 0u64);
-    let mut events = Vec::new();
+    let mut events = Events::with_capacity(64);
     while received < bytes {
         if start.elapsed() > Duration::from_secs(60) {
             return Err(DemoError::Stuck("the benchmark transfer"));
         }
-        let now = clock();
-        let mut busy = alice.pump(now, &mut events)?;
-        for e in events.drain(..) {
-            if let Event::RequestComplete {
-                outcome: RequestOutcome::Accepted(answer),
-                ..
-            } = e
-            {
-                if let Some(p) = pending.take() {
-                    alice.endpoint.session(sa)?.start_with(now, p, answer)?;
-                }
+        let wait = [a.poll_timeout(), b.poll_timeout()]
+            .into_iter()
+            .flatten()
+            .min()
+            .unwrap_or(Duration::from_millis(1))
+            .min(Duration::from_millis(1));
+        poll.poll(&mut events, Some(wait))?;
+        for ev in events.iter() {
+            match ev.token() {
+                Token(0) => a.on_readable(&mut ia)?,
+                _ => b.on_readable(&mut ib)?,
             }
         }
-        busy |= bob.pump(now, &mut events)?;
-        for e in events.drain(..) {
+        a.on_timeout(&mut ia)?;
+        b.on_timeout(&mut ib)?;
+        for e in std::mem::take(&mut ib.0) {
             match e {
                 Event::SessionRequest { offer, .. } => {
-                    let s = bob.endpoint.new_session("alice")?;
-                    bob.endpoint
+                    let now = b.now();
+                    let s = b.endpoint().new_session("alice")?;
+                    b.endpoint()
                         .session(s)?
                         .add_stream(StreamType::Application, options)?;
-                    let answer = bob.endpoint.session(s)?.reply(&offer, Reply::Accept)?;
-                    bob.endpoint.session(s)?.start(now)?;
-                    alice.endpoint.handle_answer(&answer.to_sdp_string())?;
+                    let answer = b.endpoint().session(s)?.reply(&offer, Reply::Accept)?;
+                    b.endpoint().session(s)?.start(now)?;
+                    a.endpoint().handle_answer(&answer.to_sdp_string())?;
                 }
                 Event::StreamData { data, .. } => received += data.len() as u64,
                 _ => {}
             }
         }
-        let mut s = alice.endpoint.session(sa)?;
+        for e in std::mem::take(&mut ia.0) {
+            if let Event::RequestComplete {
+                outcome: RequestOutcome::Accepted(answer),
+                ..
+            } = e
+            {
+                let now = a.now();
+                if let Some(p) = pending.take() {
+                    a.endpoint().session(sa)?.start_with(now, p, answer)?;
+                }
+            }
+        }
+        let now = a.now();
+        let mut s = a.endpoint().session(sa)?;
         if connected.is_none() && s.stream_state(stream)? == StreamState::Connected {
-            connected = Some(t0.elapsed());
+            connected = Some(start.elapsed());
             transfer_start = Some(WallClock::now());
         }
         if connected.is_some() {
@@ -107,9 +144,8 @@ fn one_run(options: StreamOptions, bytes: u64) -> Result<(Duration, f64), DemoEr
                 }
             }
         }
-        if !busy {
-            std::thread::sleep(Duration::from_micros(50));
-        }
+        a.flush(&mut ia)?;
+        b.flush(&mut ib)?;
     }
     let secs = transfer_start.map_or(1.0, |t| t.elapsed().as_secs_f64());
     Ok((connected.unwrap_or_default(), bytes as f64 / secs))
