@@ -85,21 +85,12 @@ fn one_run(options: StreamOptions, bytes: u64) -> Result<(Duration, f64), DemoEr
         if start.elapsed() > Duration::from_secs(60) {
             return Err(DemoError::Stuck("the benchmark transfer"));
         }
-        let wait = [a.poll_timeout(), b.poll_timeout()]
-            .into_iter()
-            .flatten()
-            .min()
-            .unwrap_or(Duration::from_millis(1))
-            .min(Duration::from_millis(1));
-        poll.poll(&mut events, Some(wait))?;
-        for ev in events.iter() {
-            match ev.token() {
-                Token(0) => a.on_readable(&mut ia)?,
-                _ => b.on_readable(&mut ib)?,
-            }
-        }
-        a.on_timeout(&mut ia)?;
-        b.on_timeout(&mut ib)?;
+        carrier_mio::turn(
+            &mut poll,
+            &mut events,
+            &mut [(&mut a, &mut ia), (&mut b, &mut ib)],
+            Duration::from_millis(1),
+        )?;
         for e in std::mem::take(&mut ib.0) {
             match e {
                 Event::SessionRequest { offer, .. } => {

@@ -101,21 +101,13 @@ fn run(batching: bool, total: u64) -> (f64, f64) {
     let mut events = Events::with_capacity(64);
     let mut start = None;
     while sb.received < total {
-        let wait = [a.poll_timeout(), b.poll_timeout()]
-            .into_iter()
-            .flatten()
-            .min()
-            .unwrap_or(Duration::from_millis(1))
-            .min(Duration::from_millis(1));
-        poll.poll(&mut events, Some(wait)).unwrap();
-        for ev in events.iter() {
-            match ev.token() {
-                Token(0) => a.on_readable(&mut sa).unwrap(),
-                _ => b.on_readable(&mut sb).unwrap(),
-            }
-        }
-        a.on_timeout(&mut sa).unwrap();
-        b.on_timeout(&mut sb).unwrap();
+        carrier_mio::turn(
+            &mut poll,
+            &mut events,
+            &mut [(&mut a, &mut sa), (&mut b, &mut sb)],
+            Duration::from_millis(1),
+        )
+        .unwrap();
         if sa.connected && written < total {
             start.get_or_insert_with(WallClock::now);
             let now = a.now();

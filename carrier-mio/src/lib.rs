@@ -66,6 +66,33 @@ impl<F: FnMut(&mut Endpoint, Event)> Handler for F {
     }
 }
 
+/// One round for several drivers registered on one poll under tokens `0..n` (their index
+/// in `sides`): waits until a socket is readable, a timer is due, or `cap` passes; feeds the
+/// readable ones; fires every driver's timer. The loop of a program with a few endpoints.
+pub fn turn(
+    poll: &mut mio::Poll,
+    events: &mut mio::Events,
+    sides: &mut [(&mut Driver, &mut dyn Handler)],
+    cap: Duration,
+) -> io::Result<()> {
+    let wait = sides
+        .iter()
+        .filter_map(|(d, _)| d.poll_timeout())
+        .min()
+        .unwrap_or(cap)
+        .min(cap);
+    poll.poll(events, Some(wait))?;
+    for ev in events.iter() {
+        if let Some((driver, handler)) = sides.get_mut(ev.token().0) {
+            driver.on_readable(*handler)?;
+        }
+    }
+    for (driver, handler) in sides.iter_mut() {
+        driver.on_timeout(*handler)?;
+    }
+    Ok(())
+}
+
 /// Largest datagram read from the socket (above any UDP payload the endpoint sends).
 const RECV_BUF: usize = 2048;
 
@@ -293,7 +320,7 @@ impl Driver {
     }
 
     /// The socket is readable: feeds the endpoint every datagram waiting, then flushes.
-    pub fn on_readable(&mut self, handler: &mut impl Handler) -> io::Result<()> {
+    pub fn on_readable(&mut self, handler: &mut (impl Handler + ?Sized)) -> io::Result<()> {
         if self.batching && self.udp.gro_segments() > 1 {
             self.read_gro()?;
             return self.flush(handler);
@@ -363,7 +390,7 @@ impl Driver {
     }
 
     /// The poll timed out (or any time): fires the endpoint's timer if due, then flushes.
-    pub fn on_timeout(&mut self, handler: &mut impl Handler) -> io::Result<()> {
+    pub fn on_timeout(&mut self, handler: &mut (impl Handler + ?Sized)) -> io::Result<()> {
         let now = self.now();
         if now >= self.timeout {
             self.endpoint.handle_input(Input::Timeout(now));
@@ -376,7 +403,7 @@ impl Driver {
 
     /// Drains the endpoint: datagrams to the socket, events to `handler` (whose calls may
     /// produce more), until it says when to come back.
-    pub fn flush(&mut self, handler: &mut impl Handler) -> io::Result<()> {
+    pub fn flush(&mut self, handler: &mut (impl Handler + ?Sized)) -> io::Result<()> {
         loop {
             match self.endpoint.poll_output() {
                 Output::Transmit(t) => self.send_packet(t.destination, &t.contents)?,

@@ -137,21 +137,13 @@ fn two_drivers_handshake_transfer_and_open_a_channel() {
     let start = WallClock::now();
     while bob.stream_bytes < data.len() || bob.channel_closed.is_none() {
         assert!(start.elapsed() < Duration::from_secs(30), "stuck");
-        let wait = [a.poll_timeout(), b.poll_timeout()]
-            .into_iter()
-            .flatten()
-            .min()
-            .unwrap_or(Duration::from_millis(10))
-            .min(Duration::from_millis(10));
-        poll.poll(&mut events, Some(wait)).unwrap();
-        for ev in events.iter() {
-            match ev.token() {
-                Token(0) => a.on_readable(&mut alice).unwrap(),
-                _ => b.on_readable(&mut bob).unwrap(),
-            }
-        }
-        a.on_timeout(&mut alice).unwrap();
-        b.on_timeout(&mut bob).unwrap();
+        carrier_mio::turn(
+            &mut poll,
+            &mut events,
+            &mut [(&mut a, &mut alice), (&mut b, &mut bob)],
+            Duration::from_millis(10),
+        )
+        .unwrap();
         if alice.connected == 2 {
             let now = a.now();
             let mut sess = a.endpoint().session(s).unwrap();

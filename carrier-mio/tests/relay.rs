@@ -246,21 +246,13 @@ fn twenty_mebibytes_through_five_percent_loss_arrive_intact() {
             bob.received.len(),
             data.len()
         );
-        let wait = [a.poll_timeout(), b.poll_timeout()]
-            .into_iter()
-            .flatten()
-            .min()
-            .unwrap_or(Duration::from_millis(5))
-            .min(Duration::from_millis(5));
-        poll.poll(&mut events, Some(wait)).unwrap();
-        for ev in events.iter() {
-            match ev.token() {
-                Token(0) => a.on_readable(&mut alice).unwrap(),
-                _ => b.on_readable(&mut bob).unwrap(),
-            }
-        }
-        a.on_timeout(&mut alice).unwrap();
-        b.on_timeout(&mut bob).unwrap();
+        carrier_mio::turn(
+            &mut poll,
+            &mut events,
+            &mut [(&mut a, &mut alice), (&mut b, &mut bob)],
+            Duration::from_millis(5),
+        )
+        .unwrap();
         if alice.connected && written < data.len() {
             let now = a.now();
             let end = (written + (256 << 10)).min(data.len());
