@@ -199,7 +199,7 @@ pub fn send(path: &Path, to: SocketAddr, timeout: Duration) -> Result<(), Transf
         .endpoint()
         .session(session)?
         .request(now, "carrier-file")?;
-    driver.request_direct(to, &pending)?;
+    driver.request_direct(to, &pending);
     eprintln!("sending {name} ({size} bytes) to {to}");
     let mut pending: Option<PendingOffer> = Some(pending);
 
@@ -501,7 +501,7 @@ fn accept(
         .add_stream(STREAM.0, STREAM.1)?;
     let answer = driver.endpoint().session(s)?.reply(offer, Reply::Accept)?;
     driver.endpoint().session(s)?.start(now)?;
-    driver.reply_direct(offer, &answer)?;
+    driver.reply_direct(offer, &answer);
     Ok((s, stream))
 }
 

@@ -100,6 +100,14 @@ pub struct Config {
     /// [`Answer::identity`](crate::Answer::identity)). Keep it secret; give the public half
     /// ([`Endpoint::identity`](crate::Endpoint::identity)) to your peers.
     pub identity: Option<[u8; 32]>,
+    /// When true, taking a data event (`StreamData`, `ChannelData` on a reliable stream) out
+    /// of [`Endpoint::poll_output`](crate::Endpoint::poll_output) does **not** return its
+    /// flow-control credit to the peer; the application returns it with
+    /// [`SessionMut::consume`](crate::SessionMut::consume) /
+    /// [`SessionMut::consume_channel`](crate::SessionMut::consume_channel) once it has used
+    /// the bytes. For drivers that queue data for a reader: what they hold is then bounded
+    /// by the receive windows. Default false (credit returns as events are taken).
+    pub manual_credit: bool,
 }
 
 impl Default for Config {
@@ -124,6 +132,7 @@ impl Default for Config {
             transport: TransportConfig::default(),
             channels: ChannelConfig::default(),
             identity: None,
+            manual_credit: false,
         }
     }
 }
@@ -151,6 +160,7 @@ impl core::fmt::Debug for Config {
             .field("transport", &self.transport)
             .field("channels", &self.channels)
             .field("identity", &self.identity.map(|_| "<secret>"))
+            .field("manual_credit", &self.manual_credit)
             .finish()
     }
 }
@@ -159,6 +169,12 @@ impl Config {
     /// Sets the seed all of the core's randomness derives from.
     pub fn with_seed(mut self, seed: [u8; 32]) -> Self {
         self.seed = seed;
+        self
+    }
+
+    /// Sets [`Config::manual_credit`].
+    pub fn with_manual_credit(mut self, manual: bool) -> Self {
+        self.manual_credit = manual;
         self
     }
 

@@ -318,6 +318,25 @@ impl SessionMut<'_> {
         self.session.channel_state(stream, channel)
     }
 
+    /// With [`Config::manual_credit`](crate::Config::manual_credit): the application has
+    /// used `bytes` more of a reliable stream's data, so the peer may send that much more.
+    /// (Without it, credit returns by itself and this call would grant it twice: it is
+    /// ignored.)
+    pub fn consume(&mut self, stream: StreamId, bytes: usize) {
+        if self.ctx.config.manual_credit {
+            self.session.on_consumed(stream, bytes as u64);
+        }
+    }
+
+    /// With [`Config::manual_credit`](crate::Config::manual_credit): the application has
+    /// used `bytes` more of a reliable channel's data (see [`consume`](Self::consume)).
+    pub fn consume_channel(&mut self, stream: StreamId, channel: ChannelId, bytes: usize) {
+        if self.ctx.config.manual_credit {
+            self.session
+                .on_channel_consumed(stream, channel, bytes as u64);
+        }
+    }
+
     /// Live channels on a stream.
     pub fn channel_count(&self, stream: StreamId) -> Result<usize, Error> {
         self.session.channel_count(stream)

@@ -478,8 +478,10 @@ impl Endpoint {
             return Output::Transmit(t);
         }
         if let Some(e) = self.ctx.events.pop_front() {
-            // The application has the bytes now: their credit goes back to the peer.
+            // The application has the bytes now: their credit goes back to the peer (unless
+            // the driver returns it itself, as its reader consumes them).
             match &e {
+                _ if self.ctx.config.manual_credit => {}
                 Event::StreamData {
                     session,
                     stream,

@@ -82,13 +82,19 @@ impl std::fmt::Debug for Direct {
 
 impl Direct {
     /// Starts sending `offer` (of `session`) to `to`; returns the first datagram.
-    pub(crate) fn request(&mut self, session: SessionId, to: SocketAddr, offer: &Offer) -> Bytes {
+    pub(crate) fn request(
+        &mut self,
+        session: SessionId,
+        to: SocketAddr,
+        offer: &Offer,
+        now: WallClock,
+    ) -> Bytes {
         let d = datagram(OFFER, &offer.to_sdp_string());
         self.outgoing.push(Outgoing {
             session,
             to,
             datagram: d.clone(),
-            next: WallClock::now() + FIRST_RETRY,
+            next: now + FIRST_RETRY,
             interval: FIRST_RETRY,
         });
         self.sent += 1;

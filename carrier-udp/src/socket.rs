@@ -1,0 +1,69 @@
+//! Batched UDP IO for any socket that lends its file descriptor: GSO on send, GRO on
+//! receive where the OS has them (Linux), a plain `sendmsg` / `recvmsg` elsewhere.
+
+use std::io::{self, IoSliceMut};
+
+use quinn_udp::{RecvMeta, UdpSockRef, UdpSocketState};
+
+use crate::engine::{Engine, MAX_BATCH_BYTES};
+
+/// The batching state of one UDP socket (the socket itself stays with the driver, which
+/// lends it for each call as a [`UdpSockRef`]).
+#[derive(Debug)]
+pub struct Socket {
+    state: UdpSocketState,
+    /// Room for one GRO read: many datagrams of one sender, coalesced.
+    buf: Vec<u8>,
+}
+
+impl Socket {
+    /// Sets the socket up for batched IO (turns GRO on where the OS has it).
+    pub fn new(socket: UdpSockRef<'_>) -> io::Result<Socket> {
+        Ok(Socket {
+            state: UdpSocketState::new(socket)?,
+            buf: vec![0; MAX_BATCH_BYTES],
+        })
+    }
+
+    /// How many datagrams one send may carry (1 without GSO).
+    pub fn max_gso_segments(&self) -> usize {
+        self.state.max_gso_segments()
+    }
+
+    /// How many datagrams one receive may return (1 without GRO).
+    pub fn gro_segments(&self) -> usize {
+        self.state.gro_segments()
+    }
+
+    /// Sends one transmit of [`Engine::poll`]. `WouldBlock` means the socket is full: wait
+    /// until it is writable and send the same transmit again.
+    pub fn send(
+        &self,
+        socket: UdpSockRef<'_>,
+        transmit: &quinn_udp::Transmit<'_>,
+    ) -> io::Result<()> {
+        self.state.send(socket, transmit)
+    }
+
+    /// Reads what one receive call returns (one datagram, or several coalesced) into
+    /// `engine`. Returns how many datagrams; `WouldBlock` when nothing is waiting. An ICMP
+    /// error for an earlier send (`ConnectionRefused`) is no datagram: `Ok(0)`.
+    pub fn recv(&mut self, socket: UdpSockRef<'_>, engine: &mut Engine) -> io::Result<usize> {
+        let mut meta = [RecvMeta::default()];
+        let n = {
+            let mut bufs = [IoSliceMut::new(&mut self.buf)];
+            match self.state.recv(socket, &mut bufs, &mut meta) {
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => return Ok(0),
+                Err(e) => return Err(e),
+            }
+        };
+        if n == 0 {
+            return Ok(0);
+        }
+        let m = &meta[0];
+        let stride = m.stride.max(1);
+        engine.receive_segments(m.addr, &self.buf[..m.len], stride);
+        Ok(m.len.div_ceil(stride))
+    }
+}
