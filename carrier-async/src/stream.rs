@@ -1,0 +1,201 @@
+//! [`Stream`]: state, datagrams or bytes, channels.
+
+use std::future::poll_fn;
+use std::sync::Arc;
+use std::task::Poll;
+
+use bytes::Bytes;
+use carrier_proto::{SessionId, StateReason, StreamId, StreamState};
+
+use crate::Error;
+use crate::channel::{Channel, IncomingChannel};
+use crate::io::{Target, async_io_impls, send_all, send_all_bytes};
+use crate::session::{Session, SessionRef};
+
+/// A stream of a session (the original's `Stream`). On an unreliable stream,
+/// [`send`](Stream::send) and [`recv`](Stream::recv) move datagrams; a RELIABLE stream is
+/// also an `AsyncRead` + `AsyncWrite` byte stream (futures-io; tokio's with the `tokio`
+/// feature); a MULTIPLEXING stream carries [`Channel`]s. Cheap to clone; clones share one
+/// reader queue (each chunk goes to one reader).
+#[derive(Debug, Clone)]
+pub struct Stream {
+    target: Target,
+}
+
+impl Stream {
+    pub(crate) fn new(session: Arc<SessionRef>, id: StreamId) -> Stream {
+        Stream {
+            target: Target {
+                session,
+                stream: id,
+                channel: None,
+            },
+        }
+    }
+
+    pub(crate) fn target(&self) -> &Target {
+        &self.target
+    }
+
+    /// The stream's id.
+    pub fn id(&self) -> StreamId {
+        self.target.stream
+    }
+
+    /// Its session's id.
+    pub fn session_id(&self) -> SessionId {
+        self.target.session.id
+    }
+
+    /// Its session.
+    pub fn session(&self) -> Session {
+        Session {
+            r: self.target.session.clone(),
+        }
+    }
+
+    /// The current state, and why it ended if it did.
+    pub fn state(&self) -> (StreamState, Option<StateReason>) {
+        let mut st = self.target.session.shared.lock();
+        st.stream_slot(self.session_id(), self.id())
+            .map_or((StreamState::Closed, None), |s| (s.state, s.reason))
+    }
+
+    /// Waits until the state is no longer `from`; returns the new one.
+    pub async fn state_changed(&self, from: StreamState) -> StreamState {
+        poll_fn(|cx| {
+            let mut st = self.target.session.shared.lock();
+            let stopped = st.stopped.is_some();
+            match st.stream_slot(self.session_id(), self.id()) {
+                Some(s) if s.state == from && !stopped => {
+                    s.state_wakers.register(cx.waker());
+                    Poll::Pending
+                }
+                Some(s) => Poll::Ready(s.state),
+                None => Poll::Ready(StreamState::Closed),
+            }
+        })
+        .await
+    }
+
+    /// Waits until the stream is Connected; fails if it ends first.
+    pub async fn connected(&self) -> Result<(), Error> {
+        loop {
+            let (state, reason) = self.state();
+            if state == StreamState::Connected {
+                return Ok(());
+            }
+            if state.is_terminal() {
+                return Err(Error::StreamEnded(reason));
+            }
+            if let Some(why) = &self.target.session.shared.lock().stopped {
+                return Err(Error::Stopped(why.clone()));
+            }
+            self.state_changed(state).await;
+        }
+    }
+
+    /// Waits until the stream ended (Closed, Failed, Deactivated); returns why.
+    pub async fn closed(&self) -> (StreamState, Option<StateReason>) {
+        loop {
+            let (state, reason) = self.state();
+            if state.is_terminal() || self.target.session.shared.lock().stopped.is_some() {
+                return (state, reason);
+            }
+            self.state_changed(state).await;
+        }
+    }
+
+    /// Unreliable: sends `data` as one datagram (at most
+    /// [`max_datagram_size`](Stream::max_datagram_size)). Reliable: writes all of it,
+    /// waiting for room. Waits until Connected first.
+    pub async fn send(&self, data: &[u8]) -> Result<(), Error> {
+        send_all(&self.target, data).await
+    }
+
+    /// As [`send`](Stream::send), keeping `data` without a copy (reliable streams).
+    pub async fn send_bytes(&self, data: Bytes) -> Result<(), Error> {
+        send_all_bytes(&self.target, data).await
+    }
+
+    /// The next datagram (unreliable) or the next bytes in order (reliable); `None` once
+    /// the stream closed and everything was read.
+    pub async fn recv(&self) -> Result<Option<Bytes>, Error> {
+        poll_fn(|cx| self.target.poll_recv(cx, usize::MAX)).await
+    }
+
+    /// The largest datagram [`send`](Stream::send) takes on an unreliable stream.
+    pub fn max_datagram_size(&self) -> Result<usize, Error> {
+        let mut st = self.target.session.shared.lock();
+        Ok(st
+            .engine
+            .endpoint()
+            .session(self.session_id())?
+            .max_datagram_size(self.id())?)
+    }
+
+    /// Closes the stream and tells the peer. A reliable stream closes gracefully: what was
+    /// written still arrives, then the peer reads the end.
+    pub fn close(&self) -> Result<(), Error> {
+        let mut st = self.target.session.shared.lock();
+        let now = st.engine.now();
+        st.engine
+            .endpoint()
+            .session(self.session_id())?
+            .close_stream(now, self.id())?;
+        st.wake_driver();
+        Ok(())
+    }
+
+    /// `AsyncWrite::poll_close` / `poll_shutdown`: a graceful close.
+    fn shutdown(&self) -> Result<(), Error> {
+        match self.close() {
+            // Already closing or closed: nothing more to do.
+            Err(Error::Proto(_)) => Ok(()),
+            other => other,
+        }
+    }
+
+    /// Opens a channel on a MULTIPLEXING stream with `cookie` (what the peer sees in its
+    /// [`IncomingChannel`]); await [`Channel::opened`] for the peer's accept.
+    pub fn open_channel(&self, cookie: &[u8]) -> Result<Channel, Error> {
+        let mut st = self.target.session.shared.lock();
+        let now = st.engine.now();
+        let id = st
+            .engine
+            .endpoint()
+            .session(self.session_id())?
+            .open_channel(now, self.id(), cookie)?;
+        if let Some(slot) = st.stream_slot(self.session_id(), self.id()) {
+            slot.channels.insert(id, Default::default());
+        }
+        st.wake_driver();
+        Ok(Channel::new(self.target.session.clone(), self.id(), id))
+    }
+
+    /// The next channel the peer opens on this stream (accept or refuse it); `None` once
+    /// the stream ended.
+    pub async fn accept_channel(&self) -> Option<IncomingChannel> {
+        poll_fn(|cx| {
+            let mut st = self.target.session.shared.lock();
+            let stopped = st.stopped.is_some();
+            let Some(slot) = st.stream_slot(self.session_id(), self.id()) else {
+                return Poll::Ready(None);
+            };
+            if let Some((id, cookie)) = slot.opens.pop_front() {
+                return Poll::Ready(Some(IncomingChannel::new(
+                    Channel::new(self.target.session.clone(), self.id(), id),
+                    cookie,
+                )));
+            }
+            if slot.state.is_terminal() || stopped {
+                return Poll::Ready(None);
+            }
+            slot.open_wakers.register(cx.waker());
+            Poll::Pending
+        })
+        .await
+    }
+}
+
+async_io_impls!(Stream);
