@@ -52,6 +52,8 @@ pub use runtime::{AsyncTimer, AsyncUdpSocket, Runtime};
 pub use session::{Request, Session};
 pub use stream::Stream;
 
+/// The sans-IO core, for the types of the callback style and the lower-level calls.
+pub use carrier_proto as proto;
 pub use carrier_proto::{
     ChannelId, CloseReason, Config, SessionId, StateReason, StreamId, StreamOptions, StreamState,
     StreamType,

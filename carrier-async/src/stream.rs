@@ -157,8 +157,10 @@ impl Stream {
     }
 
     /// Opens a channel on a MULTIPLEXING stream with `cookie` (what the peer sees in its
-    /// [`IncomingChannel`]); await [`Channel::opened`] for the peer's accept.
-    pub fn open_channel(&self, cookie: &[u8]) -> Result<Channel, Error> {
+    /// [`IncomingChannel`]), once the stream is Connected; await [`Channel::opened`] for
+    /// the peer's accept.
+    pub async fn open_channel(&self, cookie: &[u8]) -> Result<Channel, Error> {
+        self.connected().await?;
         let mut st = self.target.session.shared.lock();
         let now = st.engine.now();
         let id = st
