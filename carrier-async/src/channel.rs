@@ -196,15 +196,22 @@ async_io_impls!(Channel);
 #[derive(Debug)]
 pub struct IncomingChannel {
     channel: Option<Channel>,
+    id: ChannelId,
     cookie: Bytes,
 }
 
 impl IncomingChannel {
     pub(crate) fn new(channel: Channel, cookie: Bytes) -> IncomingChannel {
         IncomingChannel {
+            id: channel.id,
             channel: Some(channel),
             cookie,
         }
+    }
+
+    /// The channel's id.
+    pub fn id(&self) -> ChannelId {
+        self.channel.as_ref().map_or(self.id, |c| c.id)
     }
 
     /// The peer's cookie (what the channel is for).

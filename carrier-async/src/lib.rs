@@ -50,7 +50,7 @@ pub use runtime::AsyncIoRuntime;
 pub use runtime::TokioRuntime;
 pub use runtime::{AsyncTimer, AsyncUdpSocket, Runtime};
 pub use session::{Request, Session};
-pub use stream::Stream;
+pub use stream::{StateChanges, Stream};
 
 /// The sans-IO core, for the types of the callback style and the lower-level calls.
 pub use carrier_proto as proto;

@@ -26,6 +26,9 @@ pub(crate) const MAX_QUEUED_REQUESTS: usize = 128;
 /// newer ones are dropped (and counted), as a full socket buffer would.
 pub(crate) const MAX_QUEUED_DATAGRAMS: usize = 1024;
 
+/// Transitions remembered per stream (a stream makes at most seven).
+const MAX_HISTORY: usize = 16;
+
 /// Tasks waiting for one thing (most often one).
 #[derive(Debug, Default)]
 pub(crate) struct Wakers(Vec<Waker>);
@@ -104,6 +107,8 @@ pub(crate) struct ChannelSlot {
 pub(crate) struct StreamSlot {
     pub(crate) state: StreamState,
     pub(crate) reason: Option<StateReason>,
+    /// Every transition so far, in order (states only move forward: a handful at most).
+    pub(crate) history: Vec<(StreamState, Option<StateReason>)>,
     pub(crate) reliable: bool,
     pub(crate) state_wakers: Wakers,
     pub(crate) inbox: Inbox,
@@ -118,6 +123,7 @@ impl StreamSlot {
         StreamSlot {
             state: StreamState::Initialized,
             reason: None,
+            history: Vec::new(),
             reliable,
             state_wakers: Wakers::default(),
             inbox: Inbox::default(),
@@ -285,6 +291,9 @@ impl State {
                 if let Some(slot) = self.stream_slot(session, stream) {
                     slot.state = state;
                     slot.reason = reason;
+                    if slot.history.len() < MAX_HISTORY {
+                        slot.history.push((state, reason));
+                    }
                     slot.state_wakers.wake();
                     slot.inbox.wake_all();
                     slot.open_wakers.wake();

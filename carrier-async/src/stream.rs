@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::task::Poll;
 
 use bytes::Bytes;
-use carrier_proto::{SessionId, StateReason, StreamId, StreamState};
+use carrier_proto::{SessionId, StateReason, StreamId, StreamState, TransportInfo};
 
 use crate::Error;
 use crate::channel::{Channel, IncomingChannel};
@@ -76,6 +76,25 @@ impl Stream {
             }
         })
         .await
+    }
+
+    /// Every state change of the stream, in order, from its first: `next().await` gives
+    /// the next one (`None` after the last, a terminal state).
+    pub fn states(&self) -> StateChanges {
+        StateChanges {
+            stream: self.clone(),
+            seen: 0,
+        }
+    }
+
+    /// How the stream's packets travel: the pair in use and its topology.
+    pub fn transport_info(&self) -> Result<TransportInfo, Error> {
+        let mut st = self.target.session.shared.lock();
+        Ok(st
+            .engine
+            .endpoint()
+            .session(self.session_id())?
+            .transport_info(self.id())?)
     }
 
     /// Waits until the stream is Connected; fails if it ends first.
@@ -201,3 +220,35 @@ impl Stream {
 }
 
 async_io_impls!(Stream);
+
+/// The state changes of a stream, one by one ([`Stream::states`]).
+#[derive(Debug)]
+pub struct StateChanges {
+    stream: Stream,
+    seen: usize,
+}
+
+impl StateChanges {
+    /// The next state change and its reason; `None` once the stream ended and every
+    /// change was seen (or the driver stopped).
+    pub async fn next(&mut self) -> Option<(StreamState, Option<StateReason>)> {
+        poll_fn(|cx| {
+            let target = &self.stream.target;
+            let mut st = target.session.shared.lock();
+            let stopped = st.stopped.is_some();
+            let Some(slot) = st.stream_slot(target.session.id, target.stream) else {
+                return Poll::Ready(None);
+            };
+            if let Some(change) = slot.history.get(self.seen) {
+                self.seen += 1;
+                return Poll::Ready(Some(*change));
+            }
+            if slot.state.is_terminal() || stopped {
+                return Poll::Ready(None);
+            }
+            slot.state_wakers.register(cx.waker());
+            Poll::Pending
+        })
+        .await
+    }
+}

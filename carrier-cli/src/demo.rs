@@ -1,21 +1,16 @@
-//! `carrier demo`: two peers, one process, real loopback UDP sockets.
-//!
-//! The loop is the whole integration a program needs with the sans-IO core: read what the
-//! socket has into `handle_input`, fire `Input::Timeout` when the deadline passes, and drain
-//! `poll_output` — datagrams to the socket, events to the application — until it says when
-//! to come back.
+//! `carrier demo`: two peers, one process, real loopback UDP sockets, on the tokio adapter
+//! (`carrier-tokio`): the seed's whole flow as an application writes it with async/await.
 
 use std::error::Error as StdError;
 use std::fmt;
-use std::io::ErrorKind;
-use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant as WallClock};
 
 use bytes::Bytes;
-use carrier_proto::{
-    Answer, ChannelId, CloseReason, Config, Endpoint, Event, Input, Instant, Output, PendingOffer,
-    Reply, RequestOutcome, SessionId, StreamId, StreamOptions, StreamState, StreamType,
+use carrier_tokio::{
+    CloseReason, Config, Manager, Stream, StreamId, StreamOptions, StreamState, StreamType,
 };
+use tokio::io::AsyncReadExt;
+use tokio::sync::mpsc;
 
 /// What the demo moves.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -72,8 +67,8 @@ pub(crate) fn parse_size(s: &str) -> Option<u64> {
 pub enum DemoError {
     /// A socket call failed.
     Io(std::io::Error),
-    /// The core refused a call.
-    Carrier(carrier_proto::Error),
+    /// The core or the adapter refused a call.
+    Carrier(carrier_tokio::Error),
     /// Something did not happen in time.
     Stuck(&'static str),
     /// Not enough randomness for the seeds.
@@ -101,358 +96,263 @@ impl From<std::io::Error> for DemoError {
 
 impl From<carrier_proto::Error> for DemoError {
     fn from(e: carrier_proto::Error) -> Self {
+        DemoError::Carrier(e.into())
+    }
+}
+
+impl From<carrier_tokio::Error> for DemoError {
+    fn from(e: carrier_tokio::Error) -> Self {
         DemoError::Carrier(e)
     }
 }
 
-/// One peer: its socket and its endpoint.
-pub(crate) struct Peer {
-    pub(crate) name: &'static str,
-    socket: UdpSocket,
-    pub(crate) local: SocketAddr,
-    pub(crate) endpoint: Endpoint,
-    /// When the endpoint wants `Input::Timeout`.
-    pub(crate) timeout: Instant,
+/// The two streams of the demo's session: encrypted datagrams, and an encrypted reliable
+/// stream that also carries channels.
+const STREAMS: [(StreamType, StreamOptions); 2] = [
+    (StreamType::Application, StreamOptions::empty()),
+    (
+        StreamType::Application,
+        StreamOptions::RELIABLE.union(StreamOptions::MULTIPLEXING),
+    ),
+];
+
+/// Longest the whole demo may take.
+const DEADLINE: Duration = Duration::from_secs(120);
+
+fn manager() -> Result<Manager, DemoError> {
+    let mut seed = [0; 32];
+    getrandom::fill(&mut seed).map_err(DemoError::Entropy)?;
+    Ok(carrier_tokio::bind(
+        "127.0.0.1:0".parse().map_err(std::io::Error::other)?,
+        Config::default().with_seed(seed),
+    )?)
 }
 
-impl Peer {
-    pub(crate) fn new(name: &'static str) -> Result<Peer, DemoError> {
-        let socket = UdpSocket::bind("127.0.0.1:0")?;
-        socket.set_nonblocking(true)?;
-        let local = socket.local_addr()?;
-        let mut seed = [0u8; 32];
-        getrandom::fill(&mut seed).map_err(DemoError::Entropy)?;
-        let mut endpoint = Endpoint::new(Config::default().with_seed(seed));
-        endpoint.add_host_candidate(local);
-        Ok(Peer {
-            name,
-            socket,
-            local,
-            endpoint,
-            timeout: Instant::ZERO,
-        })
-    }
-
-    /// Feeds the endpoint what the socket has and the timer if due, sends what it wants
-    /// sent, and returns its events. Returns whether anything happened.
-    pub(crate) fn pump(
-        &mut self,
-        now: Instant,
-        events: &mut Vec<Event>,
-    ) -> Result<bool, DemoError> {
-        let mut busy = false;
-        let mut buf = [0u8; 2048];
-        loop {
-            match self.socket.recv_from(&mut buf) {
-                Ok((n, source)) => {
-                    busy = true;
-                    self.endpoint.handle_input(Input::Receive {
-                        now,
-                        source,
-                        destination: self.local,
-                        contents: Bytes::copy_from_slice(&buf[..n]),
-                    });
-                }
-                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
-                // A previous datagram bounced (ICMP): nothing to do for UDP.
-                Err(e) if e.kind() == ErrorKind::ConnectionRefused => continue,
-                Err(e) => return Err(e.into()),
-            }
+/// Prints every state change of `stream` as `[t ms] name: stream N → State (reason)`.
+fn watch(name: &'static str, start: WallClock, stream: &Stream) -> tokio::task::JoinHandle<()> {
+    let mut states = stream.states();
+    let id = stream.id();
+    tokio::spawn(async move {
+        while let Some((state, reason)) = states.next().await {
+            print_state(name, start, id, state, reason);
         }
-        if now >= self.timeout {
-            self.endpoint.handle_input(Input::Timeout(now));
-        }
-        loop {
-            match self.endpoint.poll_output() {
-                Output::Transmit(t) => {
-                    busy = true;
-                    match self.socket.send_to(&t.contents, t.destination) {
-                        Ok(_) => {}
-                        // A full socket buffer drops the datagram, as the network would;
-                        // the core's recovery copes.
-                        Err(e) if e.kind() == ErrorKind::WouldBlock => {}
-                        Err(e) => return Err(e.into()),
-                    }
-                }
-                Output::Event(e) => {
-                    busy = true;
-                    events.push(e);
-                }
-                Output::Timeout(at) => {
-                    self.timeout = at;
-                    break;
-                }
-            }
-        }
-        Ok(busy)
-    }
+    })
 }
 
-/// Where the demo is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Phase {
-    Handshake,
-    Transfer,
-    Channels,
-    Closing,
-    Done,
+/// What Bob's tasks report to the main task.
+enum BobSaw {
+    /// The reliable stream delivered this many bytes in all.
+    Stream(u64),
+    /// A channel closed after delivering this many bytes.
+    Channel(u64),
 }
 
 /// Runs the demo.
 pub fn run(options: &Options) -> Result<(), DemoError> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        match tokio::time::timeout(DEADLINE, demo(options)).await {
+            Ok(result) => result,
+            Err(_) => Err(DemoError::Stuck("the demo to finish")),
+        }
+    })
+}
+
+async fn demo(options: &Options) -> Result<(), DemoError> {
     let start = WallClock::now();
-    let clock = || Instant::from_nanos(start.elapsed().as_nanos() as u64);
-    let mut alice = Peer::new("alice")?;
-    let mut bob = Peer::new("bob")?;
+    let (alice, bob) = (manager()?, manager()?);
     println!(
-        "carrier demo: alice on {}, bob on {} (loopback UDP)",
-        alice.local, bob.local
+        "carrier demo: alice on {}, bob on {} (loopback UDP, tokio adapter)",
+        alice.local_addr(),
+        bob.local_addr()
     );
 
-    // 1. Alice: a session, two streams (encrypted: no PLAIN option), the request.
-    let sa = alice.endpoint.new_session("bob")?;
-    let datagrams = alice
-        .endpoint
-        .session(sa)?
-        .add_stream(StreamType::Application, StreamOptions::empty())?;
-    let files = alice.endpoint.session(sa)?.add_stream(
-        StreamType::Application,
-        StreamOptions::RELIABLE | StreamOptions::MULTIPLEXING,
-    )?;
-    let now = clock();
-    let mut pending: Option<PendingOffer> = Some(alice.endpoint.session(sa)?.request(now, "demo")?);
-    let offer_text = pending
-        .as_ref()
-        .map(|p| p.offer().to_sdp_string())
-        .unwrap_or_default();
+    // Bob: answer the request, then serve its streams.
+    let (tx, mut bob_saw) = mpsc::unbounded_channel();
+    let mut incoming = bob.incoming();
+    let bob_task = tokio::spawn(async move {
+        let request = incoming.next().await.ok_or(DemoError::Stuck("a request"))?;
+        println!(
+            "bob: request from {} for {:?}; accepts and starts (answer with his X25519 key)",
+            request.peer(),
+            request.bundle()
+        );
+        let (session, streams, _answer) = request.accept(&STREAMS)?;
+        let [datagrams, files] =
+            <[Stream; 2]>::try_from(streams).map_err(|_| DemoError::Stuck("two streams"))?;
+        let watchers = [watch("bob", start, &datagrams), watch("bob", start, &files)];
+        tokio::spawn(async move {
+            while let Ok(Some(d)) = datagrams.recv().await {
+                println!("bob: datagram {:?}", String::from_utf8_lossy(&d));
+            }
+        });
+        // The stream's own bytes, counted as they come.
+        let reader = files.clone();
+        let stream_tx = tx.clone();
+        tokio::spawn(async move {
+            let mut total = 0u64;
+            while let Ok(Some(d)) = reader.recv().await {
+                total += d.len() as u64;
+                let _ = stream_tx.send(BobSaw::Stream(total));
+            }
+        });
+        // Channels: accept each, read it to its end.
+        while let Some(incoming) = files.accept_channel().await {
+            println!(
+                "bob: {} requested, cookie {:?}; accepting",
+                incoming.id(),
+                String::from_utf8_lossy(incoming.cookie())
+            );
+            let mut channel = incoming.accept()?;
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let mut sink = Vec::new();
+                let n = channel.read_to_end(&mut sink).await.unwrap_or(0) as u64;
+                let reason = channel.closed().await;
+                println!("bob: {} closed ({reason:?})", channel.id());
+                let _ = tx.send(BobSaw::Channel(n));
+            });
+        }
+        for w in watchers {
+            let _ = w.await;
+        }
+        drop(session);
+        Ok::<(), DemoError>(())
+    });
+
+    // Alice: a session, two streams (encrypted: no PLAIN option), the request sent
+    // straight to Bob's address (direct signaling: repeated until answered).
+    let session = alice.new_session("bob")?;
+    let datagrams = session.add_stream(STREAMS[0].0, STREAMS[0].1)?;
+    let files = session.add_stream(STREAMS[1].0, STREAMS[1].1)?;
+    let watchers = [
+        watch("alice", start, &datagrams),
+        watch("alice", start, &files),
+    ];
+    let request = session.request_direct(bob.local_addr(), "demo")?;
     println!(
-        "alice requests a session (offer: {} bytes of SDP, with her X25519 key)",
-        offer_text.len()
+        "alice requests a session (offer: {} bytes of SDP, with her X25519 key), sent to {}",
+        request.offer().to_sdp_string().len(),
+        bob.local_addr()
     );
-    // The signaling path: in-process here, a chat or rendezvous server in real life.
-    bob.endpoint.handle_offer("alice", &offer_text)?;
-    let mut sb: Option<SessionId> = None;
+    request.await?;
+    println!("alice: bob accepted; starting");
+    datagrams.connected().await?;
+    files.connected().await?;
+    let info = files.transport_info()?;
+    println!(
+        "connected in {:.1} ms: {:?} {} ⇄ {}, every packet sealed (AES-256-GCM)",
+        start.elapsed().as_secs_f64() * 1e3,
+        info.topology,
+        info.local.address,
+        info.remote.address
+    );
+    for i in 1..=3 {
+        datagrams
+            .send(format!("hello {i} from alice").as_bytes())
+            .await?;
+    }
 
-    let mut phase = Phase::Handshake;
-    let payload = Bytes::from(vec![0x5Au8; 256 * 1024]);
-    let (mut written, mut received) = (0u64, 0u64);
-    let mut transfer_start = start;
-    let mut channels: Vec<(ChannelId, u64)> = Vec::new();
-    let (mut channel_received, mut channels_closed) = (0u64, 0usize);
-    let mut channel_start = start;
-    let mut datagrams_seen = 0;
-    let deadline = Duration::from_secs(120);
-    let mut events = Vec::new();
-
-    while phase != Phase::Done {
-        if start.elapsed() > deadline {
-            return Err(DemoError::Stuck(match phase {
-                Phase::Handshake => "the handshake",
-                Phase::Transfer => "the transfer",
-                Phase::Channels => "the channels",
-                _ => "the close",
-            }));
-        }
-        let now = clock();
-        let mut busy = alice.pump(now, &mut events)?;
-        for e in events.drain(..) {
-            match e {
-                Event::StateChanged {
-                    stream,
-                    state,
-                    reason,
-                    ..
-                } => print_state(alice.name, start, stream, state, reason),
-                Event::RequestComplete {
-                    outcome: RequestOutcome::Accepted(answer),
-                    ..
-                } => {
-                    println!("alice: bob accepted; starting");
-                    if let Some(p) = pending.take() {
-                        alice.endpoint.session(sa)?.start_with(now, p, answer)?;
-                    }
-                }
-                Event::RequestComplete { outcome, .. } => {
-                    println!("alice: the request ended with status {}", outcome.status());
-                    return Err(DemoError::Stuck("an accepted request"));
-                }
-                Event::ChannelOpened { channel, .. } => {
-                    println!("alice: {channel} opened");
-                    channels.push((channel, 0));
-                }
-                _ => {}
+    // The reliable stream: zero-copy writes of one 1 MiB buffer.
+    let payload = Bytes::from(vec![0x5Au8; 1 << 20]);
+    let t = WallClock::now();
+    let writer = {
+        let files = files.clone();
+        let payload = payload.clone();
+        let total = options.bytes;
+        tokio::spawn(async move {
+            let mut written = 0u64;
+            while written < total {
+                let n = (total - written).min(payload.len() as u64) as usize;
+                files.send_bytes(payload.slice(..n)).await?;
+                written += n as u64;
             }
-        }
-        busy |= bob.pump(now, &mut events)?;
-        for e in events.drain(..) {
-            match e {
-                Event::SessionRequest { offer, .. } => {
-                    let s = bob.endpoint.new_session("alice")?;
-                    bob.endpoint
-                        .session(s)?
-                        .add_stream(StreamType::Application, StreamOptions::empty())?;
-                    bob.endpoint.session(s)?.add_stream(
-                        StreamType::Application,
-                        StreamOptions::RELIABLE | StreamOptions::MULTIPLEXING,
-                    )?;
-                    let answer = bob.endpoint.session(s)?.reply(&offer, Reply::Accept)?;
-                    bob.endpoint.session(s)?.start(now)?;
-                    println!("bob: accepts and starts (answer with his X25519 key)");
-                    let text = answer.to_sdp_string();
-                    Answer::parse(&text, &Default::default())?;
-                    alice.endpoint.handle_answer(&text)?;
-                    sb = Some(s);
-                }
-                Event::StateChanged {
-                    stream,
-                    state,
-                    reason,
-                    ..
-                } => print_state(bob.name, start, stream, state, reason),
-                Event::StreamData { stream, data, .. } => {
-                    if stream == datagrams {
-                        datagrams_seen += 1;
-                        println!("bob: datagram {:?}", String::from_utf8_lossy(&data));
-                    } else {
-                        received += data.len() as u64;
-                    }
-                }
-                Event::ChannelOpen {
-                    channel, cookie, ..
-                } => {
-                    println!(
-                        "bob: {channel} requested, cookie {:?}; accepting",
-                        String::from_utf8_lossy(&cookie)
-                    );
-                    if let Some(s) = sb {
-                        bob.endpoint
-                            .session(s)?
-                            .accept_channel(now, files, channel)?;
-                    }
-                }
-                Event::ChannelData { data, .. } => channel_received += data.len() as u64,
-                Event::ChannelClosed {
-                    channel, reason, ..
-                } => {
-                    println!("bob: {channel} closed ({reason:?})");
-                    channels_closed += 1;
-                }
-                _ => {}
+            Ok::<(), carrier_tokio::Error>(())
+        })
+    };
+    let mut channel_bytes = 0u64;
+    let mut channels_closed = 0;
+    if options.bytes > 0 {
+        loop {
+            match bob_saw.recv().await {
+                Some(BobSaw::Stream(n)) if n >= options.bytes => break,
+                Some(_) => {}
+                None => return Err(DemoError::Stuck("the reliable transfer")),
             }
-        }
-
-        match phase {
-            Phase::Handshake => {
-                let s = alice.endpoint.session(sa)?;
-                if s.stream_state(files)? == StreamState::Connected
-                    && s.stream_state(datagrams)? == StreamState::Connected
-                {
-                    let info = s.transport_info(files)?;
-                    println!(
-                        "connected in {:.1} ms: {:?} {} ⇄ {}, every packet sealed (AES-256-GCM)",
-                        start.elapsed().as_secs_f64() * 1e3,
-                        info.topology,
-                        info.local.address,
-                        info.remote.address
-                    );
-                    let mut s = alice.endpoint.session(sa)?;
-                    for i in 1..=3 {
-                        s.write(now, datagrams, format!("hello {i} from alice").as_bytes())?;
-                    }
-                    transfer_start = WallClock::now();
-                    phase = Phase::Transfer;
-                }
-            }
-            Phase::Transfer => {
-                let mut s = alice.endpoint.session(sa)?;
-                while written < options.bytes {
-                    let n = (options.bytes - written).min(payload.len() as u64) as usize;
-                    match s.write_bytes(now, files, payload.slice(..n)) {
-                        Ok(k) => written += k as u64,
-                        Err(carrier_proto::Error::WouldBlock) => break,
-                        Err(e) => return Err(e.into()),
-                    }
-                }
-                if received >= options.bytes {
-                    let secs = transfer_start.elapsed().as_secs_f64();
-                    println!(
-                        "reliable stream: {} MiB in {:.2} s = {:.0} MB/s ({} datagrams seen)",
-                        options.bytes >> 20,
-                        secs,
-                        options.bytes as f64 / secs / 1e6,
-                        datagrams_seen
-                    );
-                    for cookie in ["report.pdf", "photo.jpg"] {
-                        s.open_channel(now, files, cookie.as_bytes())?;
-                    }
-                    channel_start = WallClock::now();
-                    phase = Phase::Channels;
-                }
-            }
-            Phase::Channels => {
-                let mut s = alice.endpoint.session(sa)?;
-                for (id, sent) in &mut channels {
-                    if *sent >= options.channel_bytes {
-                        continue;
-                    }
-                    while *sent < options.channel_bytes {
-                        let n = (options.channel_bytes - *sent).min(payload.len() as u64) as usize;
-                        match s.write_channel_bytes(now, files, *id, payload.slice(..n)) {
-                            Ok(k) => *sent += k as u64,
-                            Err(carrier_proto::Error::WouldBlock) => break,
-                            Err(e) => return Err(e.into()),
-                        }
-                    }
-                    if *sent >= options.channel_bytes {
-                        // Normal close: the rest is delivered before the close.
-                        s.close_channel(now, files, *id, CloseReason::Normal)?;
-                    }
-                }
-                if channels_closed == 2 {
-                    let secs = channel_start.elapsed().as_secs_f64();
-                    println!(
-                        "channels: 2 × {} MiB in {:.2} s = {:.0} MB/s, every byte before its close ({} bytes)",
-                        options.channel_bytes >> 20,
-                        secs,
-                        channel_received as f64 / secs / 1e6,
-                        channel_received
-                    );
-                    if channel_received != 2 * options.channel_bytes {
-                        return Err(DemoError::Stuck("every channel byte"));
-                    }
-                    alice.endpoint.close_session(now, sa)?;
-                    println!("alice closes the session");
-                    phase = Phase::Closing;
-                }
-            }
-            Phase::Closing => {
-                let closed = sb.is_none_or(|s| {
-                    bob.endpoint
-                        .session(s)
-                        .and_then(|s| s.stream_state(files))
-                        .is_ok_and(|st| st == StreamState::Closed)
-                });
-                if closed {
-                    phase = Phase::Done;
-                }
-            }
-            Phase::Done => {}
-        }
-
-        if !busy {
-            // Idle: wait a little (at most until the next timer).
-            let next = alice.timeout.min(bob.timeout);
-            let wait = Duration::from_nanos(next.as_nanos().saturating_sub(clock().as_nanos()))
-                .min(Duration::from_micros(200));
-            std::thread::sleep(wait);
         }
     }
-    let (a, b) = (alice.endpoint.stats(), bob.endpoint.stats());
+    writer.await.map_err(|_| DemoError::Stuck("the writer"))??;
+    let secs = t.elapsed().as_secs_f64();
     println!(
-        "done in {:.2} s. alice sent {} packets ({} MB); bob dropped {} (bad tag {}, replay {})",
+        "reliable stream: {} MiB in {:.2} s = {:.0} MB/s",
+        options.bytes >> 20,
+        secs,
+        options.bytes as f64 / secs / 1e6
+    );
+
+    // Two channels on the same stream, filled at once and closed (Normal: everything
+    // written arrives before the close).
+    let t = WallClock::now();
+    let mut fills = Vec::new();
+    for cookie in ["report.pdf", "photo.jpg"] {
+        let channel = files.open_channel(cookie.as_bytes()).await?;
+        let payload = payload.clone();
+        let total = options.channel_bytes;
+        fills.push(tokio::spawn(async move {
+            channel.opened().await?;
+            println!("alice: {} opened", channel.id());
+            let mut sent = 0u64;
+            while sent < total {
+                let n = (total - sent).min(payload.len() as u64) as usize;
+                channel.send_bytes(payload.slice(..n)).await?;
+                sent += n as u64;
+            }
+            channel.close(CloseReason::Normal)?;
+            Ok::<(), carrier_tokio::Error>(())
+        }));
+    }
+    for f in fills {
+        f.await.map_err(|_| DemoError::Stuck("a channel"))??;
+    }
+    while channels_closed < 2 {
+        match bob_saw.recv().await {
+            Some(BobSaw::Channel(n)) => {
+                channel_bytes += n;
+                channels_closed += 1;
+            }
+            Some(_) => {}
+            None => return Err(DemoError::Stuck("the channels")),
+        }
+    }
+    let secs = t.elapsed().as_secs_f64();
+    println!(
+        "channels: 2 × {} MiB in {:.2} s = {:.0} MB/s, every byte before its close ({} bytes)",
+        options.channel_bytes >> 20,
+        secs,
+        channel_bytes as f64 / secs / 1e6,
+        channel_bytes
+    );
+    if channel_bytes != 2 * options.channel_bytes {
+        return Err(DemoError::Stuck("every channel byte"));
+    }
+
+    session.close()?;
+    println!("alice closes the session");
+    for w in watchers {
+        let _ = w.await;
+    }
+    bob_task.await.map_err(|_| DemoError::Stuck("bob"))??;
+    let (a, b) = (alice.stats(), bob.stats());
+    let io = alice.driver_stats().io;
+    println!(
+        "done in {:.2} s. alice sent {} packets ({} MB) in {} send calls; bob dropped {} (bad tag {}, replay {})",
         start.elapsed().as_secs_f64(),
         a.packets_sent,
         a.bytes_sent / 1_000_000,
+        io.send_calls,
         b.dropped_bad_tag + b.dropped_replay + b.dropped_malformed + b.dropped_unexpected,
         b.dropped_bad_tag,
         b.dropped_replay
@@ -465,7 +365,7 @@ fn print_state(
     start: WallClock,
     stream: StreamId,
     state: StreamState,
-    reason: Option<carrier_proto::StateReason>,
+    reason: Option<carrier_tokio::StateReason>,
 ) {
     let why = reason.map(|r| format!(" ({r:?})")).unwrap_or_default();
     println!(
