@@ -433,3 +433,40 @@ fn a_session_mixing_plain_and_protected_streams_protects_both() {
     assert!(!log.borrow().iter().any(|d| contains(d, SECRET)));
     assert!(sim.ep(b).stats().dropped_bad_tag == 0);
 }
+
+#[test]
+fn the_first_datagram_after_the_offerer_connects_is_not_lost_when_the_answerers_check_is() {
+    // The offerer goes Connected when its check is answered; the answerer only when its own
+    // check is. If the answer to the answerer's check is lost, the offerer's first
+    // datagrams used to be dropped there. Sealed with the session's keys, they now prove the
+    // pair works: the answerer selects it and takes them.
+    let mut sim = Sim::new(41);
+    let (a, b) = (sim.add_peer("alice"), sim.add_peer("bob"));
+    let hs = sim.handshake(a, b, &[(T::Audio, O::empty())]);
+    let bob_addr = sim.ep(b).local_candidates()[0].address;
+    let dropped = std::rc::Rc::new(std::cell::Cell::new(0));
+    let count = dropped.clone();
+    // Every CHECK-ACK to Bob is lost: his own checks never succeed.
+    sim.drop_filter = Some(Box::new(move |_, d| {
+        let ack = d.destination == bob_addr
+            && Header::parse_protected(&d.contents, 16)
+                .is_ok_and(|h| h.packet_type == PacketType::CheckAck);
+        count.set(count.get() + usize::from(ack));
+        ack
+    }));
+    let deadline = sim.now + Duration::from_secs(5);
+    assert!(sim.run_until(deadline, |sim| {
+        sim.stream_state(a, hs.offerer, 0) == S::Connected
+    }));
+    let id = stream_id(&mut sim, a, hs.offerer, 0);
+    let now = sim.now;
+    sim.session(a, hs.offerer)
+        .write(now, id, b"first words")
+        .unwrap();
+    sim.run_for(Duration::from_millis(50));
+    assert!(dropped.get() > 0, "the scenario needs a lost CHECK-ACK");
+    let got = sim.received(b, hs.answerer, 0);
+    assert_eq!(got, vec![Bytes::from_static(b"first words")]);
+    assert_eq!(sim.stream_state(b, hs.answerer, 0), S::Connected);
+    assert_eq!(sim.ep(b).stats().dropped_unexpected, 0);
+}

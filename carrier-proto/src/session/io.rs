@@ -179,6 +179,7 @@ impl Session {
             PacketType::Data => self.on_data(
                 ctx,
                 now,
+                local,
                 remote,
                 packet.header.packet_number,
                 payload,
@@ -252,13 +253,23 @@ impl Session {
         &mut self,
         ctx: &mut Context,
         now: Instant,
+        local: SocketAddr,
         remote: SocketAddr,
         packet_number: u64,
         payload: &[u8],
         datagram: &Bytes,
     ) -> Result<(), Drop> {
-        // Until our own checks have selected a path we could not answer (or acknowledge):
-        // the peer retransmits.
+        // The peer's check on this pair succeeded before ours did: with the packet
+        // authenticated by the session's keys, that is proof enough that the pair works
+        // (an unprotected packet is not: it waits for our own check).
+        if self.phase == SessionPhase::Started
+            && self.protection.is_some()
+            && self.path.on_authenticated_data(local, remote)
+        {
+            self.set_states_from(ctx, StreamState::Connecting, StreamState::Connected, None);
+        }
+        // Until a path is selected we could not answer (or acknowledge): the peer
+        // retransmits.
         if self.phase != SessionPhase::Started
             || !self.path.is_known_source(remote)
             || self.path.selected().is_none()

@@ -226,6 +226,27 @@ impl Path {
         false
     }
 
+    /// An authenticated packet (sealed with this session's keys) arrived on `local` from
+    /// `remote` before our own checks selected a path. If we answered the peer's check on
+    /// that pair, the peer's check succeeded there (it is sending on it), so the pair works
+    /// both ways: select it rather than drop the peer's first data. Returns true when this
+    /// selected the path.
+    pub(crate) fn on_authenticated_data(&mut self, local: SocketAddr, remote: SocketAddr) -> bool {
+        if self.selected.is_some() || !self.running {
+            return false;
+        }
+        let Some(i) = self.find(local, remote) else {
+            return false;
+        };
+        let pair = &mut self.pairs[i];
+        if !(pair.triggered || pair.succeeded) {
+            return false;
+        }
+        pair.succeeded = true;
+        self.selected = Some(i);
+        true
+    }
+
     fn remember_source(&mut self, addr: SocketAddr) {
         if !self.known_sources.contains(&addr) && self.known_sources.len() < MAX_KNOWN_SOURCES {
             self.known_sources.push(addr);
