@@ -101,6 +101,43 @@ impl Target {
         }
     }
 
+    /// Copies as much as is queued (up to `buf.len()`) into `buf` under one lock: a
+    /// reader with a big buffer takes many packets' worth per call. `Ok(0)` at a clean end.
+    pub(crate) fn poll_read_into(
+        &self,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<Result<usize, Error>> {
+        let mut st = self.session.shared.lock();
+        let mut n = 0;
+        if let Some(inbox) = self.inbox(&mut st) {
+            while n < buf.len() {
+                let Some(chunk) = inbox.take(buf.len() - n) else {
+                    break;
+                };
+                buf[n..n + chunk.len()].copy_from_slice(&chunk);
+                n += chunk.len();
+            }
+        }
+        if n > 0 {
+            st.consume(self.session.id, self.stream, self.channel, n);
+            return Poll::Ready(Ok(n));
+        }
+        if buf.is_empty() {
+            return Poll::Ready(Ok(0));
+        }
+        match self.status(&mut st) {
+            Status::Ended => Poll::Ready(Ok(0)),
+            Status::Failed(e) => Poll::Ready(Err(e)),
+            Status::NotYet | Status::Open => {
+                if let Some(i) = self.inbox(&mut st) {
+                    i.readers.register(cx.waker());
+                }
+                Poll::Pending
+            }
+        }
+    }
+
     /// Writes what fits of `data` (a reliable stream or channel), or sends it as one
     /// datagram (unreliable), once open.
     pub(crate) fn poll_write(
@@ -204,15 +241,7 @@ pub(crate) fn poll_read(
             Error::WrongKind("byte reads need a RELIABLE stream").into()
         ));
     }
-    match target.poll_recv(cx, buf.len()) {
-        Poll::Ready(Ok(Some(data))) => {
-            buf[..data.len()].copy_from_slice(&data);
-            Poll::Ready(Ok(data.len()))
-        }
-        Poll::Ready(Ok(None)) => Poll::Ready(Ok(0)),
-        Poll::Ready(Err(e)) => Poll::Ready(Err(e.into())),
-        Poll::Pending => Poll::Pending,
-    }
+    target.poll_read_into(cx, buf).map_err(Into::into)
 }
 
 /// `poll_write` for the AsyncWrite impls.
