@@ -3,6 +3,7 @@
 pub mod alloc_counter;
 pub mod bottleneck;
 pub mod channels;
+pub mod compare;
 pub mod latency;
 pub mod pair;
 

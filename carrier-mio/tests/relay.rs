@@ -3,14 +3,10 @@
 //!
 //! The relay sits between the peers because the signaling path (this test) rewrites each
 //! description's candidate port to the relay's: Bob sends to "Alice" at relay port A, the
-//! relay forwards to Alice from relay port B, which Alice knows as Bob — and back.
+//! relay forwards to Alice from relay port B, which Alice knows as Bob — and back. (The
+//! relay is `carrier_tests::relay`, shared with the carrier-tokio tests.)
 
-use std::collections::VecDeque;
 use std::hash::{Hash, Hasher};
-use std::net::{SocketAddr, UdpSocket};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::thread;
 use std::time::{Duration, Instant as WallClock};
 
 use carrier_mio::{Driver, Handler};
@@ -18,110 +14,13 @@ use carrier_proto::{
     Config, Endpoint, Event, PendingOffer, Reply, RequestOutcome, StreamOptions, StreamState,
     StreamType,
 };
+use carrier_tests::relay::{Impairment, Relay, via};
 use mio::{Events, Poll, Token};
-
-/// What the relay does to each datagram.
-#[derive(Clone, Copy)]
-struct Impairment {
-    loss: f64,
-    duplicate: f64,
-    reorder: f64,
-    delay: Duration,
-}
-
-/// Relay counters, for the test to check the impairment happened.
-#[derive(Default)]
-struct RelayStats {
-    forwarded: AtomicU64,
-    lost: AtomicU64,
-    duplicated: AtomicU64,
-    reordered: AtomicU64,
-}
-
-/// Forwards between two relay sockets: what arrives at `a` goes to `to_a` from `b`, what
-/// arrives at `b` goes to `to_b` from `a`, impaired.
-fn relay(
-    a: UdpSocket,
-    b: UdpSocket,
-    to_a: SocketAddr,
-    to_b: SocketAddr,
-    imp: Impairment,
-    stats: Arc<RelayStats>,
-    stop: Arc<AtomicBool>,
-) {
-    a.set_nonblocking(true).unwrap();
-    b.set_nonblocking(true).unwrap();
-    let mut x = 0x2545_f491_4f6c_dd1du64;
-    let mut chance = move |p: f64| {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        (x % 1_000_000) as f64 / 1e6 < p
-    };
-    // (due, out socket is b?, destination, bytes)
-    let mut queue: VecDeque<(WallClock, bool, SocketAddr, Vec<u8>)> = VecDeque::new();
-    let mut held: Option<(bool, SocketAddr, Vec<u8>)> = None;
-    let mut buf = [0u8; 2048];
-    while !stop.load(Ordering::Relaxed) {
-        let mut idle = true;
-        for (from_a, sock) in [(true, &a), (false, &b)] {
-            while let Ok((n, _)) = sock.recv_from(&mut buf) {
-                idle = false;
-                // Arrived at a: out of b to Alice; arrived at b: out of a to Bob.
-                let (out_b, dest) = if from_a { (true, to_a) } else { (false, to_b) };
-                if chance(imp.loss) {
-                    stats.lost.fetch_add(1, Ordering::Relaxed);
-                    continue;
-                }
-                let due = WallClock::now() + imp.delay;
-                let copies = if chance(imp.duplicate) {
-                    stats.duplicated.fetch_add(1, Ordering::Relaxed);
-                    2
-                } else {
-                    1
-                };
-                for _ in 0..copies {
-                    let packet = buf[..n].to_vec();
-                    if held.is_none() && chance(imp.reorder) {
-                        // Held back until the next datagram has gone: they swap.
-                        stats.reordered.fetch_add(1, Ordering::Relaxed);
-                        held = Some((out_b, dest, packet));
-                        continue;
-                    }
-                    queue.push_back((due, out_b, dest, packet));
-                    if let Some((hb, hd, hp)) = held.take() {
-                        queue.push_back((due, hb, hd, hp));
-                    }
-                }
-            }
-        }
-        let now = WallClock::now();
-        while queue.front().is_some_and(|p| p.0 <= now) {
-            let Some((_, out_b, dest, packet)) = queue.pop_front() else {
-                break;
-            };
-            let sock = if out_b { &b } else { &a };
-            let _ = sock.send_to(&packet, dest);
-            stats.forwarded.fetch_add(1, Ordering::Relaxed);
-        }
-        if idle {
-            thread::sleep(Duration::from_micros(100));
-        }
-    }
-}
 
 fn config() -> Config {
     let mut seed = [0u8; 32];
     getrandom::fill(&mut seed).unwrap();
     Config::default().with_seed(seed)
-}
-
-/// Points every candidate of `sdp` at `port` (the relay's side for this peer).
-fn via(sdp: &str, from_port: u16, to_port: u16) -> String {
-    sdp.replace(
-        &format!(" {from_port} typ host"),
-        &format!(" {to_port} typ host"),
-    )
 }
 
 fn digest(bytes: &[u8]) -> u64 {
@@ -185,27 +84,12 @@ fn twenty_mebibytes_through_five_percent_loss_arrive_intact() {
         Driver::bind(any, config()).unwrap(),
         Driver::bind(any, config()).unwrap(),
     );
-    let (ra, rb) = (
-        UdpSocket::bind("127.0.0.1:0").unwrap(),
-        UdpSocket::bind("127.0.0.1:0").unwrap(),
-    );
-    let (ra_port, rb_port) = (
-        ra.local_addr().unwrap().port(),
-        rb.local_addr().unwrap().port(),
-    );
-    let stats = Arc::new(RelayStats::default());
-    let stop = Arc::new(AtomicBool::new(false));
-    let imp = Impairment {
-        loss: 0.05,
-        duplicate: 0.01,
-        reorder: 0.01,
-        delay: Duration::from_millis(2),
-    };
-    let relay_thread = {
-        let (to_a, to_b) = (a.local_addr(), b.local_addr());
-        let (stats, stop) = (stats.clone(), stop.clone());
-        thread::spawn(move || relay(ra, rb, to_a, to_b, imp, stats, stop))
-    };
+    let imp = Impairment::loss(0.05)
+        .with_duplicate(0.01)
+        .with_reorder(0.01)
+        .with_delay(Duration::from_millis(2));
+    let relay = Relay::start(a.local_addr(), b.local_addr(), imp).unwrap();
+    let (ra_port, rb_port) = (relay.a_stand_in().port(), relay.b_stand_in().port());
 
     let mut poll = Poll::new().unwrap();
     a.register(poll.registry(), Token(0)).unwrap();
@@ -265,20 +149,16 @@ fn twenty_mebibytes_through_five_percent_loss_arrive_intact() {
             a.flush(&mut alice).unwrap();
         }
     }
-    stop.store(true, Ordering::Relaxed);
-    relay_thread.join().unwrap();
+    let counts = relay.stop();
     assert_eq!(bob.received.len(), data.len());
     assert_eq!(digest(&bob.received), digest(&data), "every byte, in order");
-    let lost = stats.lost.load(Ordering::Relaxed);
-    let forwarded = stats.forwarded.load(Ordering::Relaxed);
+    let (lost, forwarded) = (counts.lost, counts.forwarded);
     assert!(
         lost * 100 > (lost + forwarded) * 3,
         "the relay really lost ~5%: {lost} of {}",
         lost + forwarded
     );
-    assert!(
-        stats.duplicated.load(Ordering::Relaxed) > 0 && stats.reordered.load(Ordering::Relaxed) > 0
-    );
+    assert!(counts.duplicated > 0 && counts.reordered > 0, "{counts:?}");
     println!(
         "20 MiB through 5% loss in {:.2} s ({} lost, {} forwarded)",
         start.elapsed().as_secs_f64(),

@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 pub mod netem;
+pub mod relay;
 pub mod sim;
 
 /// Deterministic pseudo-random bytes (xorshift from `seed`): test payloads that differ
