@@ -176,15 +176,34 @@ impl Session {
         match packet.header.packet_type {
             PacketType::Check => self.on_check(ctx, now, local, remote, payload),
             PacketType::CheckAck => self.on_check_ack(ctx, now, remote, payload),
-            PacketType::Data => self.on_data(
-                ctx,
-                now,
-                local,
-                remote,
-                packet.header.packet_number,
-                payload,
-                datagram,
-            ),
+            PacketType::Data => {
+                self.select_on_authenticated_data(ctx, local, remote);
+                self.on_data(
+                    ctx,
+                    now,
+                    remote,
+                    packet.header.packet_number,
+                    payload,
+                    datagram,
+                )
+            }
+        }
+    }
+
+    /// The peer's check on this pair succeeded before ours did: with the packet
+    /// authenticated by the session's keys, that is proof enough that the pair works (an
+    /// unprotected packet is not: it waits for our own check).
+    fn select_on_authenticated_data(
+        &mut self,
+        ctx: &mut Context,
+        local: SocketAddr,
+        remote: SocketAddr,
+    ) {
+        if self.phase == SessionPhase::Started
+            && self.protection.is_some()
+            && self.path.on_authenticated_data(local, remote)
+        {
+            self.set_states_from(ctx, StreamState::Connecting, StreamState::Connected, None);
         }
     }
 
@@ -253,21 +272,11 @@ impl Session {
         &mut self,
         ctx: &mut Context,
         now: Instant,
-        local: SocketAddr,
         remote: SocketAddr,
         packet_number: u64,
         payload: &[u8],
         datagram: &Bytes,
     ) -> Result<(), Drop> {
-        // The peer's check on this pair succeeded before ours did: with the packet
-        // authenticated by the session's keys, that is proof enough that the pair works
-        // (an unprotected packet is not: it waits for our own check).
-        if self.phase == SessionPhase::Started
-            && self.protection.is_some()
-            && self.path.on_authenticated_data(local, remote)
-        {
-            self.set_states_from(ctx, StreamState::Connecting, StreamState::Connected, None);
-        }
         // Until a path is selected we could not answer (or acknowledge): the peer
         // retransmits.
         if self.phase != SessionPhase::Started
