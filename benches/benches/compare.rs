@@ -16,6 +16,13 @@ use carrier_benches::compare::{carrier, quinn, tcp, udp};
 
 /// Target: carrier (encrypted) goodput over quinn's.
 const TARGET_CARRIER_OVER_QUINN: f64 = 1.5;
+/// quinn's path-MTU discovery settles at this UDP payload on loopback: carrier with the
+/// same size is an informational row (the targets use carrier's default, 1200).
+const QUINN_MTU: usize = 1452;
+/// A jumbo-frame-sized payload (loopback carries 64 KiB): informational, for the PLAIN
+/// against TCP comparison (TCP on loopback moves 64 KiB segments).
+const BIG_PAYLOAD: usize = 8000;
+
 /// Target: carrier PLAIN goodput over kernel TCP's.
 const TARGET_PLAIN_OVER_TCP: f64 = 1.0;
 /// Target: carrier's request→Connected time, in milliseconds.
@@ -142,6 +149,8 @@ fn main() -> io::Result<()> {
     let mut udp_s = Series::new("raw UDP blast (receive rate)");
     let mut carrier_s = Series::new("carrier (encrypted)");
     let mut plain_s = Series::new("carrier PLAIN");
+    let mut carrier_mtu_s = Series::new("carrier, 1452-byte datagrams (info)");
+    let mut plain_big_s = Series::new("carrier PLAIN, 8000-byte datagrams (info)");
     let mut quinn_setup = Series::new("quinn handshake");
     let mut carrier_setup = Series::new("carrier request→Connected");
     let mut udp_delivered = Vec::new();
@@ -174,13 +183,22 @@ fn main() -> io::Result<()> {
             }
             udp_s.record(r);
 
-            let r = timed_rate(bytes, carrier::goodput(bytes, false)).await;
+            let default = carrier::DEFAULT_PAYLOAD;
+            let r = timed_rate(bytes, carrier::goodput(bytes, false, default)).await;
             line += &format!(", carrier {}", show_rate(&r));
             carrier_s.record(r);
 
-            let r = timed_rate(bytes, carrier::goodput(bytes, true)).await;
+            let r = timed_rate(bytes, carrier::goodput(bytes, true, default)).await;
             line += &format!(", carrier PLAIN {}", show_rate(&r));
             plain_s.record(r);
+
+            let r = timed_rate(bytes, carrier::goodput(bytes, false, QUINN_MTU)).await;
+            line += &format!(", carrier@{QUINN_MTU} {}", show_rate(&r));
+            carrier_mtu_s.record(r);
+
+            let r = timed_rate(bytes, carrier::goodput(bytes, true, BIG_PAYLOAD)).await;
+            line += &format!(", carrier PLAIN@{BIG_PAYLOAD} {}", show_rate(&r));
+            plain_big_s.record(r);
 
             let r = quinn::setup_time().await.map(|d| d.as_secs_f64());
             line += &format!(", quinn setup {}", show_ms(&r));
@@ -196,7 +214,15 @@ fn main() -> io::Result<()> {
 
     println!();
     let mut goodput = Table::new(["goodput (median)", "MB/s", "Mbit/s", "runs ok"]);
-    for s in [&tcp_s, &quinn_s, &udp_s, &carrier_s, &plain_s] {
+    for s in [
+        &tcp_s,
+        &quinn_s,
+        &udp_s,
+        &carrier_s,
+        &plain_s,
+        &carrier_mtu_s,
+        &plain_big_s,
+    ] {
         let (mb, mbit) = match s.median() {
             Some(m) => (format!("{:.0}", m / 1e6), format!("{:.0}", m * 8.0 / 1e6)),
             None => ("n/a".into(), "n/a".into()),

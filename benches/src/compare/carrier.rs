@@ -18,14 +18,20 @@ const BUNDLE: &str = "bench";
 /// PLAIN; 64 KiB and 1 MiB slices were alike.
 const SEND_BUFFER: usize = 1024 * 1024;
 
+/// carrier's default largest UDP payload.
+pub const DEFAULT_PAYLOAD: usize = 1200;
+
 /// A manager on 127.0.0.1 (a fresh port) with a random seed; its driver runs as a task on
 /// the current tokio runtime.
-fn manager() -> io::Result<Manager> {
+fn manager(payload: usize) -> io::Result<Manager> {
     let mut seed = [0u8; 32];
     getrandom::fill(&mut seed).map_err(|e| io::Error::other(e.to_string()))?;
     carrier_tokio::bind(
         SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
-        Config::default().with_seed(seed),
+        Config {
+            max_udp_payload: payload,
+            ..Config::default().with_seed(seed)
+        },
     )
 }
 
@@ -68,9 +74,9 @@ struct Setup {
 
 impl Setup {
     /// Must be called inside a tokio runtime (the drivers are spawned on it).
-    fn new(kind: (StreamType, StreamOptions)) -> io::Result<Setup> {
-        let alice = manager()?;
-        let bob = manager()?;
+    fn new(kind: (StreamType, StreamOptions), payload: usize) -> io::Result<Setup> {
+        let alice = manager(payload)?;
+        let bob = manager(payload)?;
         let answering = tokio::spawn(answer(bob.clone(), kind));
         let session = alice.new_session("bob")?;
         let stream = session.add_stream(kind.0, kind.1)?;
@@ -103,8 +109,11 @@ impl Setup {
 /// reusable 1 MiB buffer; the answerer takes the chunks as they come (`Stream::recv`) until
 /// it has them all. Returns the time from the first write to the answerer having read
 /// everything (the managers and the session are made and connected before timing).
-pub async fn goodput(bytes: usize, plain: bool) -> io::Result<Duration> {
-    let mut setup = Setup::new(stream_kind(plain))?;
+///
+/// `payload` is the largest UDP payload carrier sends ([`DEFAULT_PAYLOAD`]: 1200, safe on
+/// every path; loopback carries up to 64 KiB, and quinn's path-MTU discovery reaches 1452).
+pub async fn goodput(bytes: usize, plain: bool, payload: usize) -> io::Result<Duration> {
+    let mut setup = Setup::new(stream_kind(plain), payload)?;
     setup.connect().await?;
     let (bob_session, bob_stream) = setup.answered().await?;
 
@@ -144,7 +153,7 @@ pub async fn goodput(bytes: usize, plain: bool) -> io::Result<Duration> {
 /// the session and its one encrypted reliable stream added) to the requester's stream being
 /// Connected.
 pub async fn setup_time() -> io::Result<Duration> {
-    let mut setup = Setup::new(stream_kind(false))?;
+    let mut setup = Setup::new(stream_kind(false), DEFAULT_PAYLOAD)?;
     let start = Instant::now();
     setup.connect().await?;
     let elapsed = start.elapsed();
