@@ -407,13 +407,18 @@ impl State {
 
     /// A reader took `n` bytes of reliable data: the peer may send that much more.
     pub(crate) fn consume(&mut self, s: SessionId, st: StreamId, ch: Option<ChannelId>, n: usize) {
-        if let Ok(mut session) = self.engine.endpoint().session(s) {
-            match ch {
+        let due = self
+            .engine
+            .endpoint()
+            .session(s)
+            .is_ok_and(|mut session| match ch {
                 None => session.consume(st, n),
                 Some(ch) => session.consume_channel(st, ch, n),
-            }
+            });
+        // Only new credit is worth a driver round (at half a window, not every read).
+        if due {
+            self.wake_driver();
         }
-        self.wake_driver();
     }
 
     /// Callback mode: the handler gets the event; reliable data counts as used at once.

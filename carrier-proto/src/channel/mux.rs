@@ -691,7 +691,7 @@ impl Mux {
     }
 
     /// The application took `n` bytes of a channel's data: maybe renew its credit.
-    pub(crate) fn on_consumed(&mut self, id: ChannelId, n: u64) {
+    pub(crate) fn on_consumed(&mut self, id: ChannelId, n: u64) -> bool {
         let renew = self
             .channels
             .get_mut(&id.0)
@@ -699,6 +699,7 @@ impl Mux {
         if renew {
             self.queue_credit(id.0);
         }
+        renew
     }
 
     // ---- sending ----

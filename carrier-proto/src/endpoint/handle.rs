@@ -321,20 +321,19 @@ impl SessionMut<'_> {
     /// With [`Config::manual_credit`](crate::Config::manual_credit): the application has
     /// used `bytes` more of a reliable stream's data, so the peer may send that much more.
     /// (Without it, credit returns by itself and this call would grant it twice: it is
-    /// ignored.)
-    pub fn consume(&mut self, stream: StreamId, bytes: usize) {
-        if self.ctx.config.manual_credit {
-            self.session.on_consumed(stream, bytes as u64);
-        }
+    /// ignored.) Returns true when this made new credit due: something to send, so drain
+    /// [`Endpoint::poll_output`](crate::Endpoint::poll_output).
+    pub fn consume(&mut self, stream: StreamId, bytes: usize) -> bool {
+        self.ctx.config.manual_credit && self.session.on_consumed(stream, bytes as u64)
     }
 
     /// With [`Config::manual_credit`](crate::Config::manual_credit): the application has
     /// used `bytes` more of a reliable channel's data (see [`consume`](Self::consume)).
-    pub fn consume_channel(&mut self, stream: StreamId, channel: ChannelId, bytes: usize) {
-        if self.ctx.config.manual_credit {
-            self.session
-                .on_channel_consumed(stream, channel, bytes as u64);
-        }
+    pub fn consume_channel(&mut self, stream: StreamId, channel: ChannelId, bytes: usize) -> bool {
+        self.ctx.config.manual_credit
+            && self
+                .session
+                .on_channel_consumed(stream, channel, bytes as u64)
     }
 
     /// Live channels on a stream.

@@ -175,14 +175,16 @@ impl Session {
     }
 
     /// The application took `n` bytes of a channel's data out of the event queue.
-    pub(crate) fn on_channel_consumed(&mut self, stream: StreamId, channel: ChannelId, n: u64) {
-        if let Some(m) = self
-            .streams
+    pub(crate) fn on_channel_consumed(
+        &mut self,
+        stream: StreamId,
+        channel: ChannelId,
+        n: u64,
+    ) -> bool {
+        self.streams
             .get_mut(stream.index())
             .and_then(|s| s.mux.as_deref_mut())
-        {
-            m.on_consumed(channel, n);
-        }
+            .is_some_and(|m| m.on_consumed(channel, n))
     }
 
     // ---- frames from the peer ----

@@ -451,19 +451,21 @@ impl Session {
         }
     }
 
-    /// The application took `n` bytes of stream data out of the event queue.
-    pub(crate) fn on_consumed(&mut self, stream: StreamId, n: u64) {
+    /// The application took `n` bytes of stream data out of the event queue. Returns
+    /// whether new credit is now due to the peer (a packet to send).
+    pub(crate) fn on_consumed(&mut self, stream: StreamId, n: u64) -> bool {
         let Some(r) = self
             .streams
             .get_mut(stream.index())
             .and_then(|s| s.reliable.as_mut())
         else {
-            return;
+            return false;
         };
-        if r.recv.on_consumed(n).is_some() {
+        let renewed = r.recv.on_consumed(n).is_some();
+        if renewed {
             r.credit_dirty = true;
         }
-        self.transport.on_consumed(n);
+        self.transport.on_consumed(n) || renewed
     }
 
     /// `write` on a reliable stream: takes what fits the send buffer.

@@ -194,15 +194,18 @@ impl Transport {
         self.ack_pending && self.ack_deadline.is_some_and(|d| now >= d)
     }
 
-    /// The application took `n` bytes: renew connection credit at half a window.
-    pub(crate) fn on_consumed(&mut self, n: u64) {
+    /// The application took `n` bytes: renew connection credit at half a window. Returns
+    /// whether it did.
+    pub(crate) fn on_consumed(&mut self, n: u64) -> bool {
         self.data_consumed = (self.data_consumed + n).min(self.data_received);
         let window = self.config.receive_window.max(INITIAL_CONNECTION_CREDIT);
         let target = self.data_consumed + window;
         if target.saturating_sub(self.local_max_data) >= window / 2 {
             self.local_max_data = target;
             self.max_data_dirty = true;
+            return true;
         }
+        false
     }
 
     /// Whether the congestion window has room for a packet of `bytes`.
