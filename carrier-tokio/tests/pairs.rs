@@ -488,6 +488,29 @@ struct MioApp {
 }
 
 impl MioApp {
+    /// A new session with the test's two streams, remembered in `self`.
+    fn new_session(
+        &mut self,
+        ep: &mut carrier_tokio::proto::Endpoint,
+        peer: &str,
+    ) -> Result<carrier_tokio::SessionId, String> {
+        let s = ep.new_session(peer).map_err(|e| e.to_string())?;
+        let mut session = ep.session(s).map_err(|e| e.to_string())?;
+        self.dgram = Some(
+            session
+                .add_stream(STREAMS[0].0, STREAMS[0].1)
+                .map_err(|e| e.to_string())?,
+        );
+        self.mux = Some(
+            session
+                .add_stream(STREAMS[1].0, STREAMS[1].1)
+                .map_err(|e| e.to_string())?,
+        );
+        Ok(s)
+    }
+}
+
+impl MioApp {
     fn fail(&mut self, why: String) {
         self.error.get_or_insert(why);
     }
@@ -611,18 +634,8 @@ fn mio_play(any: SocketAddr, role: Role, shared: &Shared) -> Result<Report, Stri
         Role::Offer(to) => {
             let now = driver.now();
             let ep = driver.endpoint();
-            let s = ep.new_session("answerer").map_err(proto)?;
+            let s = app.new_session(ep, "answerer")?;
             let mut session = ep.session(s).map_err(proto)?;
-            app.dgram = Some(
-                session
-                    .add_stream(STREAMS[0].0, STREAMS[0].1)
-                    .map_err(proto)?,
-            );
-            app.mux = Some(
-                session
-                    .add_stream(STREAMS[1].0, STREAMS[1].1)
-                    .map_err(proto)?,
-            );
             let pending = session.request(now, BUNDLE).map_err(proto)?;
             report.protected = pending.offer().to_sdp_string().contains("a=x-carrier-key:");
             driver.request_direct(to, &pending);
@@ -674,18 +687,8 @@ fn mio_play(any: SocketAddr, role: Role, shared: &Shared) -> Result<Report, Stri
             }
             let now = driver.now();
             let ep = driver.endpoint();
-            let s = ep.new_session("offerer").map_err(proto)?;
+            let s = app.new_session(ep, "offerer")?;
             let mut session = ep.session(s).map_err(proto)?;
-            app.dgram = Some(
-                session
-                    .add_stream(STREAMS[0].0, STREAMS[0].1)
-                    .map_err(proto)?,
-            );
-            app.mux = Some(
-                session
-                    .add_stream(STREAMS[1].0, STREAMS[1].1)
-                    .map_err(proto)?,
-            );
             let answer = session.reply(&offer, Reply::Accept).map_err(proto)?;
             session.start(now).map_err(proto)?;
             report.protected = answer.to_sdp_string().contains("a=x-carrier-key:");
