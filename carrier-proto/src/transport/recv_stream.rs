@@ -104,32 +104,36 @@ impl RecvStream {
             .map_or(self.delivered, |(o, d)| o + d.len() as u64)
     }
 
-    /// Keeps out-of-order data, trimmed against neighbours so segments never overlap.
-    /// Returns false if new data had to be refused (no room for another segment).
-    fn store(&mut self, mut offset: u64, mut data: Bytes) -> bool {
-        if let Some((&o, d)) = self.segments.range(..=offset).next_back() {
-            let prev_end = o + d.len() as u64;
-            if prev_end >= offset + data.len() as u64 {
-                return true; // entirely inside an existing segment
+    /// Keeps out-of-order data: every part of it that no segment holds yet, cut around the
+    /// segments already there, so segments never overlap. (A retransmission may coalesce
+    /// ranges the receiver holds in pieces with bytes it lacks, beyond them: those bytes
+    /// must be kept, since the packet is acknowledged.) Returns false if new data had to
+    /// be refused (no room for another segment); what was stored stays.
+    fn store(&mut self, offset: u64, data: Bytes) -> bool {
+        let end = offset + data.len() as u64;
+        let mut at = offset;
+        if let Some((&o, d)) = self.segments.range(..=at).next_back() {
+            at = at.max(o + d.len() as u64);
+        }
+        while at < end {
+            let next = self
+                .segments
+                .range(at..)
+                .next()
+                .map(|(&o, d)| (o, o + d.len() as u64));
+            let gap_end = next.map_or(end, |(o, _)| o.min(end));
+            if gap_end > at {
+                if self.segments.len() >= self.max_segments {
+                    return false;
+                }
+                let piece = data.slice((at - offset) as usize..(gap_end - offset) as usize);
+                self.segments.insert(at, piece);
             }
-            if prev_end > offset {
-                data = data.slice((prev_end - offset) as usize..);
-                offset = prev_end;
+            match next {
+                Some((o, e)) if o < end => at = e,
+                _ => break,
             }
         }
-        // Cut at the next segment; the part beyond it is covered or arrives again.
-        if let Some((&next, _)) = self.segments.range(offset..).next() {
-            if next < offset + data.len() as u64 {
-                data.truncate((next - offset) as usize);
-            }
-        }
-        if data.is_empty() {
-            return true;
-        }
-        if self.segments.len() >= self.max_segments {
-            return false;
-        }
-        self.segments.insert(offset, data);
         true
     }
 
@@ -192,6 +196,39 @@ impl RecvStream {
 mod tests {
     use super::*;
     use alloc::vec::Vec;
+
+    #[test]
+    fn a_segment_spanning_held_pieces_keeps_the_bytes_beyond_them() {
+        // The receiver holds 100..200 and 200..210 out of order; a retransmission that
+        // coalesced them with 210..220 must not lose 210..220 (its packet is acknowledged).
+        let mut r = RecvStream::new(1 << 20, 64);
+        let data: Vec<u8> = (0..220u32).map(|i| i as u8).collect();
+        let whole = Bytes::from(data.clone());
+        let mut got = Vec::new();
+        let mut take = |b: Bytes| got.extend_from_slice(&b);
+        r.on_data(100, whole.slice(100..200), false, &mut take).unwrap();
+        r.on_data(200, whole.slice(200..210), false, &mut take).unwrap();
+        r.on_data(90, whole.slice(90..220), false, &mut take).unwrap();
+        r.on_data(0, whole.slice(0..90), false, &mut take).unwrap();
+        assert_eq!(r.delivered(), 220);
+        assert_eq!(got, data);
+    }
+
+    #[test]
+    fn gaps_between_many_held_pieces_are_all_filled() {
+        let mut r = RecvStream::new(1 << 20, 64);
+        let whole = Bytes::from((0..100u8).collect::<Vec<u8>>());
+        let mut got = Vec::new();
+        let mut take = |b: Bytes| got.extend_from_slice(&b);
+        for (a, b) in [(10, 20), (30, 40), (50, 60)] {
+            r.on_data(a, whole.slice(a as usize..b), false, &mut take).unwrap();
+        }
+        r.on_data(5, whole.slice(5..70), false, &mut take).unwrap();
+        assert_eq!(r.buffered_segments(), 7, "three held and the four gaps around them");
+        r.on_data(0, whole.slice(0..5), false, &mut take).unwrap();
+        assert_eq!(r.delivered(), 70);
+        assert_eq!(got, whole[..70].to_vec());
+    }
 
     fn run(r: &mut RecvStream, offset: u64, data: &[u8], fin: bool) -> (Vec<u8>, bool) {
         let mut out = Vec::new();
