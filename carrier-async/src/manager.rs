@@ -88,6 +88,7 @@ impl Manager {
         mode: Mode,
     ) -> io::Result<(Manager, Driver<R>)> {
         socket.set_nonblocking(true)?;
+        carrier_udp::tune_buffers(carrier_udp::socket2::SockRef::from(&socket));
         let socket = runtime.wrap_socket(socket)?;
         let local = socket.local_addr()?;
         let io = socket.with_ref(Socket::new)?;

@@ -106,6 +106,7 @@ impl Driver {
     /// candidate is the bound address.
     pub fn bind(addr: SocketAddr, config: Config) -> io::Result<Driver> {
         let socket = UdpSocket::bind(addr)?;
+        carrier_udp::tune_buffers(carrier_udp::socket2::SockRef::from(&socket));
         let io = Socket::new((&socket).into())?;
         let engine = Engine::new(config, socket.local_addr()?, io.max_gso_segments());
         Ok(Driver { socket, io, engine })

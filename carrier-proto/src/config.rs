@@ -108,6 +108,13 @@ pub struct Config {
     /// the bytes. For drivers that queue data for a reader: what they hold is then bounded
     /// by the receive windows. Default false (credit returns as events are taken).
     pub manual_credit: bool,
+    /// Path MTU discovery: the largest UDP payload a session with reliable streams probes
+    /// for (with padded PING packets; an acknowledged probe raises the size of its data
+    /// packets, and probes neither count against the congestion window nor signal
+    /// congestion when lost). At or below [`Config::max_udp_payload`] (the default) there
+    /// is no discovery. 1452 fits Ethernet under IPv6 and UDP headers; a loopback path
+    /// carries up to 65,507. The socket must not fragment (the drivers set don't-fragment).
+    pub mtu_ceiling: usize,
 }
 
 impl Default for Config {
@@ -133,6 +140,7 @@ impl Default for Config {
             channels: ChannelConfig::default(),
             identity: None,
             manual_credit: false,
+            mtu_ceiling: 1452,
         }
     }
 }
@@ -161,6 +169,7 @@ impl core::fmt::Debug for Config {
             .field("channels", &self.channels)
             .field("identity", &self.identity.map(|_| "<secret>"))
             .field("manual_credit", &self.manual_credit)
+            .field("mtu_ceiling", &self.mtu_ceiling)
             .finish()
     }
 }
@@ -175,6 +184,13 @@ impl Config {
     /// Sets [`Config::manual_credit`].
     pub fn with_manual_credit(mut self, manual: bool) -> Self {
         self.manual_credit = manual;
+        self
+    }
+
+    /// Sets [`Config::mtu_ceiling`] (path MTU discovery up to it; capped at 65,507, the
+    /// largest UDP payload).
+    pub fn with_mtu_ceiling(mut self, ceiling: usize) -> Self {
+        self.mtu_ceiling = ceiling.min(65_507);
         self
     }
 

@@ -28,8 +28,9 @@ use carrier_proto::{
 
 use crate::direct::{self, Direct, Signal};
 
-/// Most bytes in one GSO batch (the kernel's limit for one UDP send is 64 KiB).
-pub const MAX_BATCH_BYTES: usize = 64 * 1024;
+/// Most bytes in one GSO batch: one UDP send carries at most 65,507 bytes over IPv4 (a
+/// 64 KiB batch is refused whole with EMSGSIZE).
+pub const MAX_BATCH_BYTES: usize = 65_000;
 
 /// Signaling datagrams queued for sending at most (more are dropped: the offer repeats).
 const MAX_QUEUED_SIGNALS: usize = 1024;

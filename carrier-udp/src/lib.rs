@@ -17,4 +17,6 @@ mod socket;
 
 pub use direct::MAGIC as SIGNAL_MAGIC;
 pub use engine::{Engine, IoStats, MAX_BATCH_BYTES, Step};
-pub use socket::Socket;
+pub use socket::{SOCKET_BUFFER, Socket, tune_buffers};
+/// Re-exported for [`tune_buffers`].
+pub use socket2;

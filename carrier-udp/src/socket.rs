@@ -5,7 +5,22 @@ use std::io::{self, IoSliceMut};
 
 use quinn_udp::{RecvMeta, UdpSockRef, UdpSocketState};
 
-use crate::engine::{Engine, MAX_BATCH_BYTES};
+use crate::engine::Engine;
+
+/// Room for the largest read: GRO coalesces up to 64 KiB.
+const RECV_BUF: usize = 64 * 1024;
+
+/// The socket buffers drivers ask for (the OS may grant less: Linux caps them at
+/// `net.core.rmem_max` / `wmem_max`). The defaults (about 200 KiB) hold only a few dozen
+/// full-size datagrams, and a burst beyond that is lost at the receiver.
+pub const SOCKET_BUFFER: usize = 4 * 1024 * 1024;
+
+/// Asks for [`SOCKET_BUFFER`]-sized send and receive buffers on `socket`; an OS that refuses
+/// keeps its defaults (not an error: the transport still works, with more losses).
+pub fn tune_buffers(socket: socket2::SockRef<'_>) {
+    let _ = socket.set_recv_buffer_size(SOCKET_BUFFER);
+    let _ = socket.set_send_buffer_size(SOCKET_BUFFER);
+}
 
 /// The batching state of one UDP socket (the socket itself stays with the driver, which
 /// lends it for each call as a [`UdpSockRef`]).
@@ -21,7 +36,7 @@ impl Socket {
     pub fn new(socket: UdpSockRef<'_>) -> io::Result<Socket> {
         Ok(Socket {
             state: UdpSocketState::new(socket)?,
-            buf: vec![0; MAX_BATCH_BYTES],
+            buf: vec![0; RECV_BUF],
         })
     }
 

@@ -18,19 +18,23 @@ const BUNDLE: &str = "bench";
 /// PLAIN; 64 KiB and 1 MiB slices were alike.
 const SEND_BUFFER: usize = 1024 * 1024;
 
-/// carrier's default largest UDP payload.
-pub const DEFAULT_PAYLOAD: usize = 1200;
-
 /// A manager on 127.0.0.1 (a fresh port) with a random seed; its driver runs as a task on
 /// the current tokio runtime.
-fn manager(payload: usize) -> io::Result<Manager> {
+fn manager(payload: Option<usize>) -> io::Result<Manager> {
     let mut seed = [0u8; 32];
     getrandom::fill(&mut seed).map_err(|e| io::Error::other(e.to_string()))?;
     carrier_tokio::bind(
         SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
-        Config {
-            max_udp_payload: payload,
-            ..Config::default().with_seed(seed)
+        match payload {
+            // Path MTU discovery off: every packet the given size.
+            Some(size) => Config {
+                max_udp_payload: size,
+                mtu_ceiling: size,
+                ..Config::default().with_seed(seed)
+            },
+            // The defaults: 1200-byte packets until path MTU discovery finds more (up to
+            // 1452, as quinn's does).
+            None => Config::default().with_seed(seed),
         },
     )
 }
@@ -74,7 +78,7 @@ struct Setup {
 
 impl Setup {
     /// Must be called inside a tokio runtime (the drivers are spawned on it).
-    fn new(kind: (StreamType, StreamOptions), payload: usize) -> io::Result<Setup> {
+    fn new(kind: (StreamType, StreamOptions), payload: Option<usize>) -> io::Result<Setup> {
         let alice = manager(payload)?;
         let bob = manager(payload)?;
         let answering = tokio::spawn(answer(bob.clone(), kind));
@@ -110,9 +114,9 @@ impl Setup {
 /// it has them all. Returns the time from the first write to the answerer having read
 /// everything (the managers and the session are made and connected before timing).
 ///
-/// `payload` is the largest UDP payload carrier sends ([`DEFAULT_PAYLOAD`]: 1200, safe on
-/// every path; loopback carries up to 64 KiB, and quinn's path-MTU discovery reaches 1452).
-pub async fn goodput(bytes: usize, plain: bool, payload: usize) -> io::Result<Duration> {
+/// `payload`: `None` for carrier's defaults (path MTU discovery on), or a fixed UDP
+/// payload size with discovery off.
+pub async fn goodput(bytes: usize, plain: bool, payload: Option<usize>) -> io::Result<Duration> {
     let mut setup = Setup::new(stream_kind(plain), payload)?;
     setup.connect().await?;
     let (bob_session, bob_stream) = setup.answered().await?;
@@ -153,7 +157,7 @@ pub async fn goodput(bytes: usize, plain: bool, payload: usize) -> io::Result<Du
 /// the session and its one encrypted reliable stream added) to the requester's stream being
 /// Connected.
 pub async fn setup_time() -> io::Result<Duration> {
-    let mut setup = Setup::new(stream_kind(false), DEFAULT_PAYLOAD)?;
+    let mut setup = Setup::new(stream_kind(false), None)?;
     let start = Instant::now();
     setup.connect().await?;
     let elapsed = start.elapsed();

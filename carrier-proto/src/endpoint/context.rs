@@ -122,7 +122,11 @@ impl Context {
         seal: Option<&mut Protection>,
         payload: impl FnOnce(&mut BytesMut),
     ) -> usize {
-        let one = self.config.max_udp_payload.max(64);
+        let one = self
+            .config
+            .max_udp_payload
+            .max(self.config.mtu_ceiling)
+            .max(64);
         self.tx.reserve(one);
         let out = &mut self.tx.buf;
         match seal {

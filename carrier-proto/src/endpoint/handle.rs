@@ -76,6 +76,13 @@ impl SessionMut<'_> {
         Ok((s.stream_type, s.options))
     }
 
+    /// The largest UDP payload the session's data packets use now: the base
+    /// ([`Config::max_udp_payload`](crate::Config::max_udp_payload)), or more once path MTU
+    /// discovery found it ([`Config::mtu_ceiling`](crate::Config::mtu_ceiling)).
+    pub fn path_mtu(&self) -> usize {
+        self.session.mtu.current()
+    }
+
     /// The path of a Connected stream: topology and both ends of the selected pair.
     pub fn transport_info(&self, stream: StreamId) -> Result<TransportInfo, Error> {
         let s = self.session.stream(stream).ok_or(Error::UnknownStream)?;

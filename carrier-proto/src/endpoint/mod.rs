@@ -133,6 +133,8 @@ pub struct EndpointStats {
     pub dropped_replay: u64,
     /// Sessions stopped because their keys were used up (packet numbers or forgeries).
     pub keys_exhausted: u64,
+    /// Path MTU probes sent (see [`Config::mtu_ceiling`](crate::Config::mtu_ceiling)).
+    pub mtu_probes_sent: u64,
 }
 
 /// A session table slot: a random tag (the id's high half) and maybe a session.

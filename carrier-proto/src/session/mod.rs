@@ -9,6 +9,7 @@
 mod channels;
 mod io;
 mod lifecycle;
+mod mtu;
 mod path;
 mod reliable;
 
@@ -117,6 +118,8 @@ pub(crate) struct Session {
     pub(crate) remote: Option<Remote>,
     pub(crate) path: Path,
     pub(crate) transport: Transport,
+    /// Path MTU discovery: the payload size of data packets.
+    pub(crate) mtu: mtu::MtuDiscovery,
     next_packet_number: u64,
     pub(crate) last_rx: Instant,
     pub(crate) last_tx: Instant,
@@ -140,6 +143,10 @@ impl Session {
             streams: Vec::new(),
             remote: None,
             path: Path::default(),
+            mtu: mtu::MtuDiscovery::new(
+                ctx.config.max_udp_payload,
+                ctx.config.mtu_ceiling.min(65_507),
+            ),
             transport: Transport::new(
                 &ctx.config.transport,
                 ctx.config

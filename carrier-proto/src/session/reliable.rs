@@ -39,7 +39,12 @@ impl Session {
         if self.phase != SessionPhase::Started || self.path.selected().is_none() {
             return false;
         }
-        let mtu = ctx.config.max_udp_payload;
+        if let Some(size) = self.mtu_probe_due() {
+            if self.send_mtu_probe(ctx, now, size) {
+                return true;
+            }
+        }
+        let mtu = self.mtu.current();
         self.process_channel_backlogs(ctx, now);
         let blocked_due = self.blocked_frames_due();
         let t = &mut self.transport;
@@ -66,7 +71,10 @@ impl Session {
         let has_data = has_data || self.early_copy(now);
         let t = &mut self.transport;
         let mut send_data = false;
-        if has_data && (probe || t.window_allows(mtu)) {
+        // A packet bigger than the whole window (after discovery raised the size) still
+        // goes when nothing is in flight: the window is in bytes, never below one packet.
+        let window_ok = t.window_allows(mtu) || t.recovery.bytes_in_flight == 0;
+        if has_data && (probe || window_ok) {
             match t.pacing_delay(now, mtu) {
                 Some(at) if !probe => t.pacing_until = Some(at),
                 _ => {
@@ -90,6 +98,56 @@ impl Session {
                 ping: probe,
             },
         )
+    }
+
+    /// A path MTU probe to send now, if one is due (sessions with reliable streams only:
+    /// datagrams keep the base size).
+    fn mtu_probe_due(&self) -> Option<usize> {
+        let reliable = self
+            .streams
+            .iter()
+            .any(|s| s.state == StreamState::Connected && s.reliable.is_some());
+        if reliable {
+            self.mtu.next_probe()
+        } else {
+            None
+        }
+    }
+
+    /// Sends a PING padded to a UDP payload of `size` on the selected pair. It is tracked
+    /// for its ACK (or loss) but not in flight: the congestion window neither waits for it
+    /// nor shrinks when it is lost.
+    fn send_mtu_probe(&mut self, ctx: &mut Context, now: Instant, size: usize) -> bool {
+        let (Some(pair), Some(remote)) = (self.path.selected(), self.remote.as_ref()) else {
+            return false;
+        };
+        let (local, to) = (pair.local.address, pair.remote.address);
+        let header = Header {
+            packet_type: PacketType::Data,
+            destination: remote.id,
+            packet_number: self.take_packet_number(),
+        };
+        let body = size.saturating_sub(self.overhead()).max(1);
+        let seal = self.protection.as_deref_mut();
+        let sent = ctx.transmit(local, to, &header, seal, |out| {
+            Frame::Ping.emit(out);
+            // PADDING frames are single zero bytes.
+            out.resize(out.len() + body - 1, 0);
+        });
+        if sent == 0 {
+            self.keys_exhausted(ctx);
+            return false;
+        }
+        self.last_tx = now;
+        let mut record = SentPacket::new(now, sent, true, false);
+        record.in_flight = false;
+        record.push(SentFrame::MtuProbe(size.min(usize::from(u16::MAX)) as u16));
+        self.transport
+            .recovery
+            .on_sent(header.packet_number, record);
+        self.mtu.on_probe_sent(size);
+        ctx.stats.mtu_probes_sent += 1;
+        true
     }
 
     /// Early retransmission (see `TransportConfig::early_retransmit`): with nothing new to
@@ -147,7 +205,7 @@ impl Session {
             destination: remote.id,
             packet_number: self.take_packet_number(),
         };
-        let budget = ctx.config.max_udp_payload.saturating_sub(self.overhead());
+        let budget = self.mtu.current().saturating_sub(self.overhead());
         let mut record = SentPacket::new(now, 0, false, false);
         let mut eliciting = false;
         let t = &mut self.transport;
@@ -279,6 +337,7 @@ impl Session {
         let t = &mut self.transport;
         let streams = &mut self.streams;
         let cc = &mut t.cc;
+        let mtu = &mut self.mtu;
         let mut max_data_dirty = false;
         let ranges = frame.ranges().map_while(Result::ok);
         let outcome = t.recovery.on_ack(now, ranges, delay, |p, fate| {
@@ -286,7 +345,7 @@ impl Session {
                 cc.on_ack(now, p.time_sent, usize::from(p.size), p.app_limited, &rtt);
             }
             for f in p.frames() {
-                apply_fate(streams, &mut max_data_dirty, f, fate);
+                apply_fate(streams, mtu, &mut max_data_dirty, f, fate);
             }
         });
         t.max_data_dirty |= max_data_dirty;
@@ -306,10 +365,11 @@ impl Session {
             return;
         }
         let streams = &mut self.streams;
+        let mtu = &mut self.mtu;
         let mut max_data_dirty = false;
         let (outcome, probe) = t.recovery.on_timeout(now, |p, fate| {
             for f in p.frames() {
-                apply_fate(streams, &mut max_data_dirty, f, fate);
+                apply_fate(streams, mtu, &mut max_data_dirty, f, fate);
             }
         });
         t.max_data_dirty |= max_data_dirty;
@@ -586,11 +646,15 @@ fn requeue_copy(
 /// Applies an acknowledged or lost frame to the stream it belongs to.
 fn apply_fate(
     streams: &mut [crate::stream::Stream],
+    mtu: &mut super::mtu::MtuDiscovery,
     max_data_dirty: &mut bool,
     f: SentFrame,
     fate: Fate,
 ) {
     match (f, fate) {
+        (SentFrame::MtuProbe(size), fate) => {
+            mtu.on_probe_fate(usize::from(size), fate == Fate::Acked)
+        }
         (
             SentFrame::Stream {
                 stream,

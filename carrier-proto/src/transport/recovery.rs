@@ -44,6 +44,8 @@ pub(crate) enum SentFrame {
     MaxChannelData(u8, u64),
     /// A control-stream credit update (resend the current value).
     MaxControlData(u8),
+    /// A path MTU probe of this UDP payload size (only PING and PADDING).
+    MtuProbe(u16),
 }
 
 impl SentFrame {

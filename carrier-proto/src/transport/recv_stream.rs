@@ -206,9 +206,12 @@ mod tests {
         let whole = Bytes::from(data.clone());
         let mut got = Vec::new();
         let mut take = |b: Bytes| got.extend_from_slice(&b);
-        r.on_data(100, whole.slice(100..200), false, &mut take).unwrap();
-        r.on_data(200, whole.slice(200..210), false, &mut take).unwrap();
-        r.on_data(90, whole.slice(90..220), false, &mut take).unwrap();
+        r.on_data(100, whole.slice(100..200), false, &mut take)
+            .unwrap();
+        r.on_data(200, whole.slice(200..210), false, &mut take)
+            .unwrap();
+        r.on_data(90, whole.slice(90..220), false, &mut take)
+            .unwrap();
         r.on_data(0, whole.slice(0..90), false, &mut take).unwrap();
         assert_eq!(r.delivered(), 220);
         assert_eq!(got, data);
@@ -221,10 +224,15 @@ mod tests {
         let mut got = Vec::new();
         let mut take = |b: Bytes| got.extend_from_slice(&b);
         for (a, b) in [(10, 20), (30, 40), (50, 60)] {
-            r.on_data(a, whole.slice(a as usize..b), false, &mut take).unwrap();
+            r.on_data(a, whole.slice(a as usize..b), false, &mut take)
+                .unwrap();
         }
         r.on_data(5, whole.slice(5..70), false, &mut take).unwrap();
-        assert_eq!(r.buffered_segments(), 7, "three held and the four gaps around them");
+        assert_eq!(
+            r.buffered_segments(),
+            7,
+            "three held and the four gaps around them"
+        );
         r.on_data(0, whole.slice(0..5), false, &mut take).unwrap();
         assert_eq!(r.delivered(), 70);
         assert_eq!(got, whole[..70].to_vec());
