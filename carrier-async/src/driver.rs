@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
-use carrier_udp::{Socket, Step};
+use carrier_udp::{OwnedStep, OwnedTransmit, Socket};
 
 use crate::runtime::{AsyncTimer, AsyncUdpSocket, Runtime};
 use crate::shared::Shared;
@@ -36,14 +36,9 @@ pub struct Driver<R: Runtime> {
     pub(crate) io: Socket,
     pub(crate) timer: Pin<Box<R::Timer>>,
     pub(crate) timer_at: Option<Instant>,
-}
-
-/// What one engine step led to (a temporary: its size does not matter).
-#[allow(clippy::large_enum_variant)]
-enum Did {
-    Sent(Poll<io::Result<()>>),
-    Event(carrier_proto::Event),
-    Idle,
+    /// A transmit taken out of the engine, to send (it waits here while the socket is
+    /// full).
+    pub(crate) outgoing: Option<OwnedTransmit>,
 }
 
 impl<R: Runtime> Future for Driver<R> {
@@ -65,6 +60,10 @@ impl<R: Runtime> Future for Driver<R> {
 }
 
 impl<R: Runtime> Driver<R> {
+    /// One round. The lock is taken for the endpoint's work only: socket reads and sends
+    /// happen outside it (a read is fed to the engine under a short lock; a transmit is
+    /// taken out owned, sent, then handed back), so handles are not kept waiting on
+    /// system calls.
     fn round(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let Driver {
             shared,
@@ -72,9 +71,9 @@ impl<R: Runtime> Driver<R> {
             io,
             timer,
             timer_at,
+            outgoing,
         } = self;
-        let mut st = shared.lock();
-        st.set_driver(cx.waker());
+        shared.lock().set_driver(cx.waker());
         let mut more = false;
 
         // 1. What the socket has.
@@ -83,9 +82,17 @@ impl<R: Runtime> Driver<R> {
                 more = true;
                 break;
             }
-            let engine = &mut st.engine;
-            match socket.poll_io_readable(cx, &mut |s| io.recv(s, engine)) {
-                Poll::Ready(Ok(_)) => {}
+            let mut got = None;
+            let read = socket.poll_io_readable(cx, &mut |s| {
+                got = io.read(s)?;
+                Ok(0)
+            });
+            match read {
+                Poll::Ready(Ok(_)) => {
+                    if let Some(r) = got {
+                        io.feed(r, &mut shared.lock().engine);
+                    }
+                }
                 Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
                 Poll::Pending => break,
             }
@@ -93,45 +100,50 @@ impl<R: Runtime> Driver<R> {
 
         let mut steps = 0;
         loop {
-            // 2. Timers due.
+            // 2. A transmit taken out earlier goes first (or waits for writability).
+            if let Some(t) = outgoing.take() {
+                match socket.poll_io_writable(cx, &mut |s| io.send(s, &t.as_transmit())) {
+                    Poll::Ready(Ok(())) => shared.lock().engine.finish(t, true),
+                    // Unreachable destination, too big, ...: lost, as on a network.
+                    Poll::Ready(Err(_)) => shared.lock().engine.finish(t, false),
+                    // The socket is full: it wakes us when writable.
+                    Poll::Pending => {
+                        *outgoing = Some(t);
+                        break;
+                    }
+                }
+            }
+            let mut st = shared.lock();
+            // 3. Timers due.
             if st.engine.deadline().is_some_and(|at| at <= Instant::now()) {
                 st.engine.handle_timeout();
             }
-            // 3. Transmits and events, within the budget.
-            let mut blocked = false;
-            while steps < STEP_BUDGET {
-                steps += 1;
-                let did = match st.engine.poll() {
-                    Step::Transmit(t) => {
-                        Did::Sent(socket.poll_io_writable(cx, &mut |s| io.send(s, &t)))
-                    }
-                    Step::Event(e) => Did::Event(e),
-                    Step::Idle => Did::Idle,
-                };
-                match did {
-                    Did::Sent(Poll::Ready(Ok(()))) => st.engine.sent(),
-                    // Unreachable destination, too big, ...: lost, as on a network.
-                    Did::Sent(Poll::Ready(Err(_))) => st.engine.dropped(),
-                    // The socket is full: it wakes us when writable; the transmit waits.
-                    Did::Sent(Poll::Pending) => {
-                        blocked = true;
-                        break;
-                    }
-                    Did::Event(e) => st.route(e),
-                    Did::Idle => break,
+            // 4. Events, up to the next transmit, within the budget.
+            let next = loop {
+                if steps >= STEP_BUDGET {
+                    more = true;
+                    break None;
                 }
+                steps += 1;
+                match st.engine.poll_owned() {
+                    OwnedStep::Transmit(t) => break Some(t),
+                    OwnedStep::Event(e) => st.route(e),
+                    OwnedStep::Idle => break None,
+                }
+            };
+            if let Some(t) = next {
+                *outgoing = Some(t);
+                continue;
             }
-            if steps >= STEP_BUDGET {
-                more = true;
-            }
-            if st.closing && !blocked && !more {
+            if st.closing && !more {
                 return Poll::Ready(Ok(()));
             }
-            // 4. The timer for what comes next.
+            // 5. The timer for what comes next.
             let Some(at) = st.engine.deadline() else {
                 *timer_at = None;
                 break;
             };
+            drop(st);
             if *timer_at != Some(at) {
                 timer.as_mut().reset(at);
                 *timer_at = Some(at);

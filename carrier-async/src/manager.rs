@@ -103,6 +103,7 @@ impl Manager {
             io,
             timer: Box::pin(runtime.timer(WallClock::now())),
             timer_at: None,
+            outgoing: None,
         };
         let manager = Manager {
             r: Arc::new(ManagerRef { shared, local, gso }),

@@ -49,6 +49,40 @@ pub enum Step<'a> {
     Idle,
 }
 
+/// A transmit taken out of the engine ([`Engine::poll_owned`]), so that it can be sent
+/// without holding whatever guards the engine. Give it back with [`Engine::finish`].
+#[derive(Debug)]
+pub struct OwnedTransmit {
+    destination: SocketAddr,
+    contents: Vec<u8>,
+    segment_size: Option<usize>,
+    segments: usize,
+}
+
+impl OwnedTransmit {
+    /// The transmit, for the socket.
+    pub fn as_transmit(&self) -> quinn_udp::Transmit<'_> {
+        quinn_udp::Transmit {
+            destination: self.destination,
+            ecn: None,
+            contents: &self.contents,
+            segment_size: self.segment_size,
+            src_ip: None,
+        }
+    }
+}
+
+/// What the driver does next, with the transmit owned ([`Engine::poll_owned`]).
+#[derive(Debug)]
+pub enum OwnedStep {
+    /// Send this, then [`Engine::finish`] it.
+    Transmit(OwnedTransmit),
+    /// Tell the application.
+    Event(Event),
+    /// Nothing to do until a datagram arrives or [`Engine::deadline`] passes.
+    Idle,
+}
+
 /// Counters of the socket side (the endpoint's own are in [`Endpoint::stats`]).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct IoStats {
@@ -136,6 +170,8 @@ pub struct Engine {
     max_segments: usize,
     pending: Pending,
     stats: IoStats,
+    /// Batch buffers handed back by [`Engine::finish`], for reuse.
+    spare: Vec<Vec<u8>>,
 }
 
 impl Engine {
@@ -157,6 +193,7 @@ impl Engine {
             max_segments: max_segments.max(1),
             pending: Pending::None,
             stats: IoStats::default(),
+            spare: Vec::new(),
         }
     }
 
@@ -342,6 +379,59 @@ impl Engine {
                     self.batch.closed = true;
                 }
             }
+        }
+    }
+
+    /// As [`Engine::poll`], but a transmit comes out owned: send it without the engine
+    /// (and whatever lock guards it), then hand it back with [`Engine::finish`].
+    pub fn poll_owned(&mut self) -> OwnedStep {
+        match self.poll() {
+            Step::Event(e) => return OwnedStep::Event(e),
+            Step::Idle => return OwnedStep::Idle,
+            Step::Transmit(_) => {}
+        }
+        let t = match std::mem::replace(&mut self.pending, Pending::None) {
+            Pending::Batch => {
+                let Some(destination) = self.batch.to else {
+                    return OwnedStep::Idle;
+                };
+                let segment_size = (self.batch.segments > 1).then_some(self.batch.size);
+                let spare = self.spare.pop().unwrap_or_default();
+                let contents = std::mem::replace(&mut self.batch.buf, spare);
+                let segments = self.batch.clear();
+                OwnedTransmit {
+                    destination,
+                    contents,
+                    segment_size,
+                    segments,
+                }
+            }
+            Pending::Signal => {
+                let Some((destination, d)) = self.signals.pop_front() else {
+                    return OwnedStep::Idle;
+                };
+                OwnedTransmit {
+                    destination,
+                    contents: d.to_vec(),
+                    segment_size: None,
+                    segments: 1,
+                }
+            }
+            Pending::None => return OwnedStep::Idle,
+        };
+        OwnedStep::Transmit(t)
+    }
+
+    /// An owned transmit went out (`sent`) or was given up; its buffer is reused.
+    pub fn finish(&mut self, mut t: OwnedTransmit, sent: bool) {
+        if sent {
+            self.stats.send_calls += 1;
+        } else {
+            self.stats.send_drops += t.segments as u64;
+        }
+        if self.spare.len() < 4 && t.contents.capacity() >= MAX_BATCH_BYTES / 2 {
+            t.contents.clear();
+            self.spare.push(t.contents);
         }
     }
 

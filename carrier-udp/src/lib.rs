@@ -16,7 +16,7 @@ mod engine;
 mod socket;
 
 pub use direct::MAGIC as SIGNAL_MAGIC;
-pub use engine::{Engine, IoStats, MAX_BATCH_BYTES, Step};
-pub use socket::{SOCKET_BUFFER, Socket, tune_buffers};
+pub use engine::{Engine, IoStats, MAX_BATCH_BYTES, OwnedStep, OwnedTransmit, Step};
+pub use socket::{Read, SOCKET_BUFFER, Socket, tune_buffers};
 /// Re-exported for [`tune_buffers`].
 pub use socket2;

@@ -22,6 +22,14 @@ pub fn tune_buffers(socket: socket2::SockRef<'_>) {
     let _ = socket.set_send_buffer_size(SOCKET_BUFFER);
 }
 
+/// What one [`Socket::read`] got: `len` bytes from `source`, one datagram every `stride`.
+#[derive(Debug, Clone, Copy)]
+pub struct Read {
+    source: std::net::SocketAddr,
+    len: usize,
+    stride: usize,
+}
+
 /// The batching state of one UDP socket (the socket itself stays with the driver, which
 /// lends it for each call as a [`UdpSockRef`]).
 #[derive(Debug)]
@@ -64,21 +72,39 @@ impl Socket {
     /// `engine`. Returns how many datagrams; `WouldBlock` when nothing is waiting. An ICMP
     /// error for an earlier send (`ConnectionRefused`) is no datagram: `Ok(0)`.
     pub fn recv(&mut self, socket: UdpSockRef<'_>, engine: &mut Engine) -> io::Result<usize> {
+        let Some(read) = self.read(socket)? else {
+            return Ok(0);
+        };
+        Ok(self.feed(read, engine))
+    }
+
+    /// One receive call into this socket's buffer, without an engine (a driver that
+    /// shares its engine behind a lock reads first, then locks to [`Socket::feed`]).
+    /// `None`: an ICMP error for an earlier send, no datagram.
+    pub fn read(&mut self, socket: UdpSockRef<'_>) -> io::Result<Option<Read>> {
         let mut meta = [RecvMeta::default()];
         let n = {
             let mut bufs = [IoSliceMut::new(&mut self.buf)];
             match self.state.recv(socket, &mut bufs, &mut meta) {
                 Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => return Ok(0),
+                Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => return Ok(None),
                 Err(e) => return Err(e),
             }
         };
         if n == 0 {
-            return Ok(0);
+            return Ok(None);
         }
         let m = &meta[0];
-        let stride = m.stride.max(1);
-        engine.receive_segments(m.addr, &self.buf[..m.len], stride);
-        Ok(m.len.div_ceil(stride))
+        Ok(Some(Read {
+            source: m.addr,
+            len: m.len,
+            stride: m.stride.max(1),
+        }))
+    }
+
+    /// Hands what [`Socket::read`] got to `engine`; returns how many datagrams.
+    pub fn feed(&self, read: Read, engine: &mut Engine) -> usize {
+        engine.receive_segments(read.source, &self.buf[..read.len], read.stride);
+        read.len.div_ceil(read.stride)
     }
 }
