@@ -2,82 +2,28 @@
 //! socket IO (GSO/GRO) and without, interleaved, median of 5 runs of 128 MiB each:
 //! `cargo run --release -p carrier-mio --example goodput`.
 
+#[path = "../tests/common/mod.rs"]
+mod common;
+use common::{Peer, config};
 use std::time::{Duration, Instant as WallClock};
 
-use carrier_mio::{Driver, Handler};
-use carrier_proto::{
-    Config, Endpoint, Event, PendingOffer, Reply, RequestOutcome, StreamOptions, StreamState,
-    StreamType,
-};
+use carrier_mio::Driver;
+use carrier_proto::{StreamOptions, StreamType};
 use mio::{Events, Poll, Token};
-
-#[derive(Default)]
-struct Side {
-    pending: Option<PendingOffer>,
-    answer: Option<String>,
-    connected: bool,
-    received: u64,
-}
-
-impl Handler for Side {
-    fn on_event(&mut self, endpoint: &mut Endpoint, event: Event) {
-        let now = carrier_proto::Instant::ZERO;
-        match event {
-            Event::SessionRequest { offer, .. } => {
-                let s = endpoint.new_session("a").unwrap();
-                endpoint
-                    .session(s)
-                    .unwrap()
-                    .add_stream(StreamType::Application, StreamOptions::RELIABLE)
-                    .unwrap();
-                let answer = endpoint
-                    .session(s)
-                    .unwrap()
-                    .reply(&offer, Reply::Accept)
-                    .unwrap();
-                endpoint.session(s).unwrap().start(now).unwrap();
-                self.answer = Some(answer.to_sdp_string());
-            }
-            Event::RequestComplete {
-                session,
-                outcome: RequestOutcome::Accepted(answer),
-            } => {
-                let p = self.pending.take().unwrap();
-                endpoint
-                    .session(session)
-                    .unwrap()
-                    .start_with(now, p, answer)
-                    .unwrap();
-            }
-            Event::StateChanged {
-                state: StreamState::Connected,
-                ..
-            } => self.connected = true,
-            Event::StreamData { data, .. } => self.received += data.len() as u64,
-            _ => {}
-        }
-    }
-}
-
-fn config(n: u8) -> Config {
-    let mut seed = [n; 32];
-    getrandom::fill(&mut seed).unwrap();
-    Config::default().with_seed(seed)
-}
 
 /// One transfer of `total` bytes; returns (bytes/s, send calls per 1000 packets).
 fn run(batching: bool, total: u64) -> (f64, f64) {
     let any = "127.0.0.1:0".parse().unwrap();
     let (mut a, mut b) = (
-        Driver::bind(any, config(1)).unwrap(),
-        Driver::bind(any, config(2)).unwrap(),
+        Driver::bind(any, config()).unwrap(),
+        Driver::bind(any, config()).unwrap(),
     );
     a.set_batching(batching);
     b.set_batching(batching);
     let mut poll = Poll::new().unwrap();
     a.register(poll.registry(), Token(0)).unwrap();
     b.register(poll.registry(), Token(1)).unwrap();
-    let (mut sa, mut sb) = (Side::default(), Side::default());
+    let (mut sa, mut sb) = (Peer::default(), Peer::default());
     let now = a.now();
     let s = a.endpoint().new_session("b").unwrap();
     let stream = a
@@ -100,7 +46,7 @@ fn run(batching: bool, total: u64) -> (f64, f64) {
     let mut written = 0u64;
     let mut events = Events::with_capacity(64);
     let mut start = None;
-    while sb.received < total {
+    while sb.received_len < total {
         carrier_mio::turn(
             &mut poll,
             &mut events,

@@ -2,57 +2,13 @@
 //! travel on the same UDP socket, the offer is repeated until answered, and a repeat is
 //! never raised twice.
 
+mod common;
+use common::{Peer, config};
 use std::time::{Duration, Instant as WallClock};
 
-use carrier_mio::{Driver, Handler};
-use carrier_proto::{
-    Config, Endpoint, Event, Offer, PendingOffer, Reply, RequestOutcome, StreamOptions,
-    StreamState, StreamType,
-};
+use carrier_mio::Driver;
+use carrier_proto::{Reply, StreamOptions, StreamType};
 use mio::{Events, Poll, Token};
-
-fn config() -> Config {
-    let mut seed = [0u8; 32];
-    getrandom::fill(&mut seed).unwrap();
-    Config::default().with_seed(seed)
-}
-
-#[derive(Default)]
-struct App {
-    pending: Option<PendingOffer>,
-    offers: Vec<(String, Offer)>,
-    requests: usize,
-    connected: bool,
-    data: Vec<u8>,
-}
-
-impl Handler for App {
-    fn on_event(&mut self, endpoint: &mut Endpoint, event: Event) {
-        match event {
-            Event::SessionRequest { peer, offer, .. } => {
-                self.requests += 1;
-                self.offers.push((peer, offer));
-            }
-            Event::RequestComplete {
-                session,
-                outcome: RequestOutcome::Accepted(answer),
-            } => {
-                let pending = self.pending.take().unwrap();
-                endpoint
-                    .session(session)
-                    .unwrap()
-                    .start_with(carrier_proto::Instant::ZERO, pending, answer)
-                    .unwrap();
-            }
-            Event::StateChanged {
-                state: StreamState::Connected,
-                ..
-            } => self.connected = true,
-            Event::StreamData { data, .. } => self.data.extend_from_slice(&data),
-            _ => {}
-        }
-    }
-}
 
 #[test]
 fn two_programs_connect_given_an_address() {
@@ -64,7 +20,11 @@ fn two_programs_connect_given_an_address() {
     let mut poll = Poll::new().unwrap();
     a.register(poll.registry(), Token(0)).unwrap();
     b.register(poll.registry(), Token(1)).unwrap();
-    let (mut alice, mut bob) = (App::default(), App::default());
+    let keep_all = || Peer {
+        defer_requests: true,
+        ..Peer::keeping()
+    };
+    let (mut alice, mut bob) = (keep_all(), keep_all());
     let now = a.now();
     let s = a.endpoint().new_session("bob").unwrap();
     let stream = a
@@ -85,7 +45,7 @@ fn two_programs_connect_given_an_address() {
     let mut events = Events::with_capacity(64);
     let start = WallClock::now();
     let mut sent = false;
-    while bob.data.len() < 5 {
+    while bob.received.len() < 5 {
         assert!(start.elapsed() < Duration::from_secs(20), "stuck");
         let wait = [a.poll_timeout(), b.poll_timeout()]
             .into_iter()
@@ -144,7 +104,7 @@ fn two_programs_connect_given_an_address() {
             sent = true;
         }
     }
-    assert_eq!(bob.data, b"hello");
+    assert_eq!(bob.received, b"hello");
     assert_eq!(bob.requests, 1, "repeats of the offer are not raised again");
     assert!(
         a.signals_sent() >= 3,

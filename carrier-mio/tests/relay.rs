@@ -6,75 +6,20 @@
 //! relay forwards to Alice from relay port B, which Alice knows as Bob — and back. (The
 //! relay is `carrier_tests::relay`, shared with the carrier-tokio tests.)
 
+mod common;
+use common::{Peer, config};
 use std::hash::{Hash, Hasher};
 use std::time::{Duration, Instant as WallClock};
 
-use carrier_mio::{Driver, Handler};
-use carrier_proto::{
-    Config, Endpoint, Event, PendingOffer, Reply, RequestOutcome, StreamOptions, StreamState,
-    StreamType,
-};
+use carrier_mio::Driver;
+use carrier_proto::{StreamOptions, StreamType};
 use carrier_tests::relay::{Impairment, Relay, via};
 use mio::{Events, Poll, Token};
-
-fn config() -> Config {
-    let mut seed = [0u8; 32];
-    getrandom::fill(&mut seed).unwrap();
-    Config::default().with_seed(seed)
-}
 
 fn digest(bytes: &[u8]) -> u64 {
     let mut h = std::collections::hash_map::DefaultHasher::new();
     bytes.hash(&mut h);
     h.finish()
-}
-
-#[derive(Default)]
-struct Peer {
-    pending: Option<PendingOffer>,
-    answer: Option<String>,
-    connected: bool,
-    received: Vec<u8>,
-}
-
-impl Handler for Peer {
-    fn on_event(&mut self, endpoint: &mut Endpoint, event: Event) {
-        let now = carrier_proto::Instant::ZERO;
-        match event {
-            Event::SessionRequest { offer, .. } => {
-                let s = endpoint.new_session("alice").unwrap();
-                endpoint
-                    .session(s)
-                    .unwrap()
-                    .add_stream(StreamType::Application, StreamOptions::RELIABLE)
-                    .unwrap();
-                let answer = endpoint
-                    .session(s)
-                    .unwrap()
-                    .reply(&offer, Reply::Accept)
-                    .unwrap();
-                endpoint.session(s).unwrap().start(now).unwrap();
-                self.answer = Some(answer.to_sdp_string());
-            }
-            Event::RequestComplete {
-                session,
-                outcome: RequestOutcome::Accepted(answer),
-            } => {
-                let pending = self.pending.take().unwrap();
-                endpoint
-                    .session(session)
-                    .unwrap()
-                    .start_with(now, pending, answer)
-                    .unwrap();
-            }
-            Event::StateChanged {
-                state: StreamState::Connected,
-                ..
-            } => self.connected = true,
-            Event::StreamData { data, .. } => self.received.extend_from_slice(&data),
-            _ => {}
-        }
-    }
 }
 
 #[test]
@@ -94,7 +39,7 @@ fn twenty_mebibytes_through_five_percent_loss_arrive_intact() {
     let mut poll = Poll::new().unwrap();
     a.register(poll.registry(), Token(0)).unwrap();
     b.register(poll.registry(), Token(1)).unwrap();
-    let (mut alice, mut bob) = (Peer::default(), Peer::default());
+    let (mut alice, mut bob) = (Peer::keeping(), Peer::keeping());
     let now = a.now();
     let s = a.endpoint().new_session("bob").unwrap();
     let stream = a

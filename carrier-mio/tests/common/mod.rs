@@ -1,0 +1,92 @@
+//! What the mio tests and the goodput example share: a seeded config, and a peer that
+//! answers requests with one reliable stream (or keeps them for the test), starts its
+//! accepted request, and collects what arrives.
+
+#![allow(dead_code)] // each test uses a part
+
+use carrier_mio::Handler;
+use carrier_proto::{
+    Config, Endpoint, Event, Instant, Offer, PendingOffer, Reply, RequestOutcome, StreamOptions,
+    StreamState, StreamType,
+};
+
+/// A config with a fresh random seed.
+pub fn config() -> Config {
+    let mut seed = [0u8; 32];
+    getrandom::fill(&mut seed).expect("entropy");
+    Config::default().with_seed(seed)
+}
+
+/// One side of a one-stream session.
+#[derive(Default)]
+pub struct Peer {
+    /// The request in flight (set by the test): started when accepted.
+    pub pending: Option<PendingOffer>,
+    /// Keep requests in `offers` for the test instead of answering them.
+    pub defer_requests: bool,
+    /// Requests seen, and (when deferred) the offers with their peers.
+    pub requests: usize,
+    pub offers: Vec<(String, Offer)>,
+    /// The answer to the last request answered here (to carry back by hand).
+    pub answer: Option<String>,
+    pub connected: bool,
+    /// Keep the bytes that arrive (else only count them).
+    pub keep: bool,
+    pub received: Vec<u8>,
+    pub received_len: u64,
+}
+
+impl Peer {
+    /// A peer that keeps the bytes it receives.
+    pub fn keeping() -> Peer {
+        Peer {
+            keep: true,
+            ..Peer::default()
+        }
+    }
+}
+
+impl Handler for Peer {
+    fn on_event(&mut self, endpoint: &mut Endpoint, event: Event) {
+        let now = Instant::ZERO;
+        match event {
+            Event::SessionRequest { peer, offer, .. } => {
+                self.requests += 1;
+                if self.defer_requests {
+                    self.offers.push((peer, offer));
+                    return;
+                }
+                let s = endpoint.new_session(&peer).expect("session");
+                let mut session = endpoint.session(s).expect("session");
+                session
+                    .add_stream(StreamType::Application, StreamOptions::RELIABLE)
+                    .expect("stream");
+                let answer = session.reply(&offer, Reply::Accept).expect("reply");
+                session.start(now).expect("start");
+                self.answer = Some(answer.to_sdp_string());
+            }
+            Event::RequestComplete {
+                session,
+                outcome: RequestOutcome::Accepted(answer),
+            } => {
+                let pending = self.pending.take().expect("a request in flight");
+                endpoint
+                    .session(session)
+                    .expect("session")
+                    .start_with(now, pending, answer)
+                    .expect("start");
+            }
+            Event::StateChanged {
+                state: StreamState::Connected,
+                ..
+            } => self.connected = true,
+            Event::StreamData { data, .. } => {
+                self.received_len += data.len() as u64;
+                if self.keep {
+                    self.received.extend_from_slice(&data);
+                }
+            }
+            _ => {}
+        }
+    }
+}
