@@ -8,7 +8,6 @@ use common::{Peer, config};
 use std::time::{Duration, Instant as WallClock};
 
 use carrier_mio::Driver;
-use carrier_proto::{StreamOptions, StreamType};
 use mio::{Events, Poll, Token};
 
 /// One transfer of `total` bytes; returns (bytes/s, send calls per 1000 packets).
@@ -24,15 +23,7 @@ fn run(batching: bool, total: u64) -> (f64, f64) {
     a.register(poll.registry(), Token(0)).unwrap();
     b.register(poll.registry(), Token(1)).unwrap();
     let (mut sa, mut sb) = (Peer::default(), Peer::default());
-    let now = a.now();
-    let s = a.endpoint().new_session("b").unwrap();
-    let stream = a
-        .endpoint()
-        .session(s)
-        .unwrap()
-        .add_stream(StreamType::Application, StreamOptions::RELIABLE)
-        .unwrap();
-    let pending = a.endpoint().session(s).unwrap().request(now, "").unwrap();
+    let (s, stream, pending) = common::request_one_stream(&mut a, "b", "");
     b.endpoint()
         .handle_offer("a", &pending.offer().to_sdp_string())
         .unwrap();

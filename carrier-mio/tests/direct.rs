@@ -25,20 +25,7 @@ fn two_programs_connect_given_an_address() {
         ..Peer::keeping()
     };
     let (mut alice, mut bob) = (keep_all(), keep_all());
-    let now = a.now();
-    let s = a.endpoint().new_session("bob").unwrap();
-    let stream = a
-        .endpoint()
-        .session(s)
-        .unwrap()
-        .add_stream(StreamType::Application, StreamOptions::RELIABLE)
-        .unwrap();
-    let pending = a
-        .endpoint()
-        .session(s)
-        .unwrap()
-        .request(now, "direct")
-        .unwrap();
+    let (s, stream, pending) = common::request_one_stream(&mut a, "bob", "direct");
     a.request_direct(b.local_addr(), &pending);
     alice.pending = Some(pending);
 

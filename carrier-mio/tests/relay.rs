@@ -12,7 +12,6 @@ use std::hash::{Hash, Hasher};
 use std::time::{Duration, Instant as WallClock};
 
 use carrier_mio::Driver;
-use carrier_proto::{StreamOptions, StreamType};
 use carrier_tests::relay::{Impairment, Relay, via};
 use mio::{Events, Poll, Token};
 
@@ -40,15 +39,7 @@ fn twenty_mebibytes_through_five_percent_loss_arrive_intact() {
     a.register(poll.registry(), Token(0)).unwrap();
     b.register(poll.registry(), Token(1)).unwrap();
     let (mut alice, mut bob) = (Peer::keeping(), Peer::keeping());
-    let now = a.now();
-    let s = a.endpoint().new_session("bob").unwrap();
-    let stream = a
-        .endpoint()
-        .session(s)
-        .unwrap()
-        .add_stream(StreamType::Application, StreamOptions::RELIABLE)
-        .unwrap();
-    let pending = a.endpoint().session(s).unwrap().request(now, "").unwrap();
+    let (s, stream, pending) = common::request_one_stream(&mut a, "bob", "");
     // Signaling: Bob learns Alice at relay port A, Alice learns Bob at relay port B.
     let offer = via(
         &pending.offer().to_sdp_string(),

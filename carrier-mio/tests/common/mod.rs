@@ -4,10 +4,10 @@
 
 #![allow(dead_code)] // each test uses a part
 
-use carrier_mio::Handler;
+use carrier_mio::{Driver, Handler};
 use carrier_proto::{
-    Config, Endpoint, Event, Instant, Offer, PendingOffer, Reply, RequestOutcome, StreamOptions,
-    StreamState, StreamType,
+    Config, Endpoint, Event, Instant, Offer, PendingOffer, Reply, RequestOutcome, SessionId,
+    StreamId, StreamOptions, StreamState, StreamType,
 };
 
 /// A config with a fresh random seed.
@@ -15,6 +15,24 @@ pub fn config() -> Config {
     let mut seed = [0u8; 32];
     getrandom::fill(&mut seed).expect("entropy");
     Config::default().with_seed(seed)
+}
+
+/// On `driver`: a session with `peer` and one reliable stream, and its request for
+/// `bundle` (the offer inside the returned `PendingOffer`).
+pub fn request_one_stream(
+    driver: &mut Driver,
+    peer: &str,
+    bundle: &str,
+) -> (SessionId, StreamId, PendingOffer) {
+    let now = driver.now();
+    let ep = driver.endpoint();
+    let s = ep.new_session(peer).expect("session");
+    let mut session = ep.session(s).expect("session");
+    let stream = session
+        .add_stream(StreamType::Application, StreamOptions::RELIABLE)
+        .expect("stream");
+    let pending = session.request(now, bundle).expect("request");
+    (s, stream, pending)
 }
 
 /// One side of a one-stream session.

@@ -6,6 +6,7 @@
 //! and flow control decide then how much goes out, and nothing queues in between.
 
 use bytes::{Bytes, BytesMut};
+use core::net::SocketAddr;
 use core::time::Duration;
 
 use super::{Session, SessionPhase};
@@ -114,18 +115,26 @@ impl Session {
         }
     }
 
+    /// The selected pair's ends and the header of the next DATA packet on it (taking its
+    /// packet number), if a path is selected.
+    fn next_data_header(&mut self) -> Option<(SocketAddr, SocketAddr, Header)> {
+        let pair = self.path.selected()?;
+        let (local, to) = (pair.local.address, pair.remote.address);
+        let destination = self.remote.as_ref()?.id;
+        let header = Header {
+            packet_type: PacketType::Data,
+            destination,
+            packet_number: self.take_packet_number(),
+        };
+        Some((local, to, header))
+    }
+
     /// Sends a PING padded to a UDP payload of `size` on the selected pair. It is tracked
     /// for its ACK (or loss) but not in flight: the congestion window neither waits for it
     /// nor shrinks when it is lost.
     fn send_mtu_probe(&mut self, ctx: &mut Context, now: Instant, size: usize) -> bool {
-        let (Some(pair), Some(remote)) = (self.path.selected(), self.remote.as_ref()) else {
+        let Some((local, to, header)) = self.next_data_header() else {
             return false;
-        };
-        let (local, to) = (pair.local.address, pair.remote.address);
-        let header = Header {
-            packet_type: PacketType::Data,
-            destination: remote.id,
-            packet_number: self.take_packet_number(),
         };
         let body = size.saturating_sub(self.overhead()).max(1);
         let seal = self.protection.as_deref_mut();
@@ -196,14 +205,8 @@ impl Session {
         now: Instant,
         extra: Extra<'_>,
     ) -> bool {
-        let (Some(pair), Some(remote)) = (self.path.selected(), self.remote.as_ref()) else {
+        let Some((local, to, header)) = self.next_data_header() else {
             return false;
-        };
-        let (local, to) = (pair.local.address, pair.remote.address);
-        let header = Header {
-            packet_type: PacketType::Data,
-            destination: remote.id,
-            packet_number: self.take_packet_number(),
         };
         let budget = self.mtu.current().saturating_sub(self.overhead());
         let mut record = SentPacket::new(now, 0, false, false);
