@@ -55,7 +55,7 @@ pub use stream::{StateChanges, Stream};
 /// The sans-IO core, for the types of the callback style and the lower-level calls.
 pub use carrier_proto as proto;
 pub use carrier_proto::{
-    ChannelId, CloseReason, Config, SessionId, StateReason, StreamId, StreamOptions, StreamState,
-    StreamType,
+    ChannelId, CloseReason, Config, EndpointStats, SessionId, StateReason, StreamId, StreamOptions,
+    StreamState, StreamType,
 };
 pub use carrier_udp::IoStats;

@@ -7,7 +7,9 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use carrier_tokio::{Config, Manager, Session, Stream, StreamOptions, StreamType};
+use carrier_tokio::{
+    Config, DriverStats, EndpointStats, Manager, Session, Stream, StreamOptions, StreamType,
+};
 
 /// The bundle the requester asks for (the answerer takes any).
 const BUNDLE: &str = "bench";
@@ -117,6 +119,22 @@ impl Setup {
 /// `payload`: `None` for carrier's defaults (path MTU discovery on), or a fixed UDP
 /// payload size with discovery off.
 pub async fn goodput(bytes: usize, plain: bool, payload: Option<usize>) -> io::Result<Duration> {
+    Ok(goodput_run(bytes, plain, payload).await?.time)
+}
+
+/// What one [`goodput_run`] measured: the time, and both sides' counters.
+#[derive(Debug, Clone)]
+pub struct Run {
+    /// From the first write to the answerer having read everything.
+    pub time: Duration,
+    /// The sender's (requester's) endpoint and driver counters.
+    pub sender: (EndpointStats, DriverStats),
+    /// The receiver's (answerer's).
+    pub receiver: (EndpointStats, DriverStats),
+}
+
+/// [`goodput`], with both sides' counters (for profiling).
+pub async fn goodput_run(bytes: usize, plain: bool, payload: Option<usize>) -> io::Result<Run> {
     let mut setup = Setup::new(stream_kind(plain), payload)?;
     setup.connect().await?;
     let (bob_session, bob_stream) = setup.answered().await?;
@@ -142,6 +160,8 @@ pub async fn goodput(bytes: usize, plain: bool, payload: Option<usize>) -> io::R
     }
     let (got, end, _bob_stream) = reader.await.map_err(io::Error::other)??;
 
+    let sender = (setup._alice.stats(), setup._alice.driver_stats());
+    let receiver = (setup.bob.stats(), setup.bob.driver_stats());
     // Not timed: both sessions close; the drivers stop once every handle is gone.
     let _ = setup.session.close();
     let _ = bob_session.close();
@@ -150,7 +170,11 @@ pub async fn goodput(bytes: usize, plain: bool, payload: Option<usize>) -> io::R
             "carrier: the answerer read {got} of {bytes} bytes"
         )));
     }
-    Ok(end.duration_since(start))
+    Ok(Run {
+        time: end.duration_since(start),
+        sender,
+        receiver,
+    })
 }
 
 /// Session setup: the time from `request_direct` on a fresh manager pair (made before timing,
