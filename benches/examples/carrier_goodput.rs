@@ -1,5 +1,6 @@
 //! Runs only the carrier contender of the comparison harness, for profiling:
-//! `cargo run --release -p carrier-benches --example carrier_goodput -- [plain] [rounds]`.
+//! `cargo run --release -p carrier-benches --example carrier_goodput -- [plain] [rounds]
+//! [size=BYTES] [mib=N]`.
 //! Prints each run's goodput and the process's CPU use over it (cores busy on average).
 
 use std::time::Instant;
@@ -34,7 +35,12 @@ fn main() -> std::io::Result<()> {
     let size = args
         .iter()
         .find_map(|a| a.strip_prefix("size=")?.parse::<usize>().ok());
-    let bytes = 256 << 20;
+    // `mib=N`: bytes per run (256 MiB unless given).
+    let mib = args
+        .iter()
+        .find_map(|a| a.strip_prefix("mib=")?.parse::<usize>().ok())
+        .unwrap_or(256);
+    let bytes = mib << 20;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

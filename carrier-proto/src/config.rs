@@ -115,7 +115,17 @@ pub struct Config {
     /// is no discovery. 1452 fits Ethernet under IPv6 and UDP headers; a loopback path
     /// carries up to 65,507. The socket must not fragment (the drivers set don't-fragment).
     pub mtu_ceiling: usize,
+    /// The ceiling of path MTU discovery instead of [`Config::mtu_ceiling`] when the
+    /// selected pair joins two loopback addresses (both peers on one host): a loopback
+    /// interface carries far larger packets than Ethernet (Linux's `lo`: 64 KiB), and
+    /// fewer, larger packets cost less per byte in every layer. The search verifies the
+    /// size like any other (a host whose loopback carries less settles lower). Default
+    /// [`MAX_UDP_PAYLOAD`]; set it to `mtu_ceiling` to treat loopback like any path.
+    pub loopback_mtu_ceiling: usize,
 }
+
+/// The largest UDP payload: 65,535 bytes of IPv4 packet less the IPv4 and UDP headers.
+pub const MAX_UDP_PAYLOAD: usize = 65_507;
 
 impl Default for Config {
     fn default() -> Self {
@@ -141,6 +151,7 @@ impl Default for Config {
             identity: None,
             manual_credit: false,
             mtu_ceiling: 1452,
+            loopback_mtu_ceiling: MAX_UDP_PAYLOAD,
         }
     }
 }
@@ -170,6 +181,7 @@ impl core::fmt::Debug for Config {
             .field("identity", &self.identity.map(|_| "<secret>"))
             .field("manual_credit", &self.manual_credit)
             .field("mtu_ceiling", &self.mtu_ceiling)
+            .field("loopback_mtu_ceiling", &self.loopback_mtu_ceiling)
             .finish()
     }
 }
@@ -187,11 +199,25 @@ impl Config {
         self
     }
 
-    /// Sets [`Config::mtu_ceiling`] (path MTU discovery up to it; capped at 65,507, the
-    /// largest UDP payload).
+    /// Sets [`Config::mtu_ceiling`] (path MTU discovery up to it; capped at
+    /// [`MAX_UDP_PAYLOAD`]).
     pub fn with_mtu_ceiling(mut self, ceiling: usize) -> Self {
-        self.mtu_ceiling = ceiling.min(65_507);
+        self.mtu_ceiling = ceiling.min(MAX_UDP_PAYLOAD);
         self
+    }
+
+    /// Sets [`Config::loopback_mtu_ceiling`] (capped at [`MAX_UDP_PAYLOAD`]).
+    pub fn with_loopback_mtu_ceiling(mut self, ceiling: usize) -> Self {
+        self.loopback_mtu_ceiling = ceiling.min(MAX_UDP_PAYLOAD);
+        self
+    }
+
+    /// The largest packet this configuration can send: the base size, or what path MTU
+    /// discovery may reach on any path.
+    pub(crate) fn largest_packet(&self) -> usize {
+        self.max_udp_payload
+            .max(self.mtu_ceiling.min(MAX_UDP_PAYLOAD))
+            .max(self.loopback_mtu_ceiling.min(MAX_UDP_PAYLOAD))
     }
 
     /// Sets [`Config::request_timeout`].

@@ -30,6 +30,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
+/// The largest UDP payload of an Ethernet path under IPv4: 1500 less 28 bytes of headers.
+pub const ETHERNET_MTU: usize = 1472;
+
 /// What the relay does to each datagram.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Impairment {
@@ -41,6 +44,10 @@ pub struct Impairment {
     pub reorder: f64,
     /// Added to every datagram's way through the relay.
     pub delay: Duration,
+    /// The largest datagram (UDP payload) the relay forwards; bigger ones are dropped, as a
+    /// router drops a too-big packet that must not be fragmented. The relay runs on
+    /// loopback, which carries 64 KiB, but stands in for a network path.
+    pub mtu: usize,
     /// Seed of the relay's pseudo-random choices (non-zero; zero is replaced).
     pub seed: u64,
 }
@@ -52,6 +59,7 @@ impl Impairment {
         duplicate: 0.0,
         reorder: 0.0,
         delay: Duration::ZERO,
+        mtu: ETHERNET_MTU,
         seed: 0x2545_f491_4f6c_dd1d,
     };
 
@@ -78,6 +86,11 @@ impl Impairment {
         Impairment { delay, ..self }
     }
 
+    /// With `mtu` as the largest datagram forwarded.
+    pub fn with_mtu(self, mtu: usize) -> Impairment {
+        Impairment { mtu, ..self }
+    }
+
     /// With `seed` for the random choices.
     pub fn with_seed(self, seed: u64) -> Impairment {
         Impairment { seed, ..self }
@@ -91,6 +104,8 @@ pub struct RelayCounts {
     pub forwarded: u64,
     /// Datagrams dropped.
     pub lost: u64,
+    /// Datagrams dropped as bigger than [`Impairment::mtu`] (not counted in `lost`).
+    pub too_big: u64,
     /// Datagrams sent twice.
     pub duplicated: u64,
     /// Datagrams held back behind the next one.
@@ -101,6 +116,7 @@ pub struct RelayCounts {
 struct Counters {
     forwarded: AtomicU64,
     lost: AtomicU64,
+    too_big: AtomicU64,
     duplicated: AtomicU64,
     reordered: AtomicU64,
 }
@@ -110,6 +126,7 @@ impl Counters {
         RelayCounts {
             forwarded: self.forwarded.load(Ordering::Relaxed),
             lost: self.lost.load(Ordering::Relaxed),
+            too_big: self.too_big.load(Ordering::Relaxed),
             duplicated: self.duplicated.load(Ordering::Relaxed),
             reordered: self.reordered.load(Ordering::Relaxed),
         }
@@ -222,7 +239,8 @@ fn run(
     // (due, out of the B stand-in?, destination, bytes)
     let mut queue: VecDeque<(Instant, bool, SocketAddr, Vec<u8>)> = VecDeque::new();
     let mut held: Option<(bool, SocketAddr, Vec<u8>)> = None;
-    let mut buf = [0u8; 2048];
+    // Room for the largest UDP datagram, so that nothing is truncated.
+    let mut buf = vec![0u8; 65_536];
     while !stop.load(Ordering::Relaxed) {
         let mut idle = true;
         for (at_a_side, sock) in [(true, &a_side), (false, &b_side)] {
@@ -231,6 +249,10 @@ fn run(
                 // Arrived for A: out of the B stand-in to A; arrived for B: out of the A
                 // stand-in to B.
                 let (out_b, dest) = if at_a_side { (true, a) } else { (false, b) };
+                if n > imp.mtu {
+                    counters.too_big.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                }
                 if chance(imp.loss) {
                     counters.lost.fetch_add(1, Ordering::Relaxed);
                     continue;

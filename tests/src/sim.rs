@@ -132,8 +132,19 @@ impl Sim {
     /// Adds a peer on the given addresses (all host candidates, in preference order). The
     /// first address is [`Peer::addr`]; datagrams to any of them reach this peer.
     pub fn add_peer_at(&mut self, name: &str, addrs: &[SocketAddr]) -> PeerIdx {
+        self.add_peer_at_with(name, addrs, Config::default())
+    }
+
+    /// [`Sim::add_peer_at`] with `config` (its seed is replaced by one derived from the
+    /// sim's).
+    pub fn add_peer_at_with(
+        &mut self,
+        name: &str,
+        addrs: &[SocketAddr],
+        config: Config,
+    ) -> PeerIdx {
         let idx = self.peers.len();
-        let mut endpoint = Endpoint::new(Config::default().with_seed(peer_seed(self.seed, idx)));
+        let mut endpoint = Endpoint::new(config.with_seed(peer_seed(self.seed, idx)));
         for &a in addrs {
             endpoint.add_host_candidate(a);
         }

@@ -627,6 +627,51 @@ fn path_mtu_discovery_finds_the_links_size_and_never_exceeds_it() {
     }
 }
 
+/// Two peers on loopback addresses (127.0.0.1 and 127.0.0.2) joined by `link`, connected
+/// with one reliable stream.
+fn loopback_pair(seed: u64, link: LinkConfig, config: Config) -> (Sim, Handshake) {
+    let mut sim = Sim::new(seed);
+    let addr = |last: u8| std::net::SocketAddr::from(([127, 0, 0, last], 7000));
+    let a = sim.add_peer_at_with("alice", &[addr(1)], config.clone());
+    let b = sim.add_peer_at_with("bob", &[addr(2)], config);
+    sim.set_link(a, b, link);
+    let hs = sim.handshake(a, b, &[RELIABLE]);
+    assert!(
+        sim.run_until_connected(&hs, 1),
+        "seed {seed}: no connection"
+    );
+    (sim, hs)
+}
+
+#[test]
+fn a_loopback_path_is_searched_up_to_the_loopback_ceiling() {
+    // Linux's lo carries 64 KiB; macOS's 16 KiB; a ceiling set to the ordinary one keeps
+    // loopback at Ethernet sizes.
+    let loopback = LinkConfig::ideal().with_delay(Duration::from_micros(20));
+    let cases = [
+        (65_535, Config::default(), carrier_proto::MAX_UDP_PAYLOAD),
+        (16_384, Config::default(), 16_384),
+        (
+            65_535,
+            Config::default().with_loopback_mtu_ceiling(1452),
+            1452,
+        ),
+    ];
+    for (link_mtu, config, expect) in cases {
+        let (mut sim, hs) = loopback_pair(63, loopback.with_mtu(link_mtu), config);
+        let data = payload(2_000_000, 63);
+        let t = sim.transfer(&hs, true, 0, &data, 256 * 1024, Duration::from_secs(30));
+        assert_eq!(t.received, data, "link mtu {link_mtu}");
+        sim.run_for(Duration::from_secs(20));
+        let found = sim.session(0, hs.offerer).path_mtu();
+        assert!(found <= expect, "{found} above {expect}");
+        assert!(
+            expect - found < 16,
+            "link mtu {link_mtu}: found {found}, expected {expect}"
+        );
+    }
+}
+
 #[test]
 fn without_a_ceiling_above_the_base_there_is_no_discovery() {
     let config = Config::default().with_mtu_ceiling(1200);

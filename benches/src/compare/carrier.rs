@@ -32,10 +32,11 @@ fn manager(payload: Option<usize>) -> io::Result<Manager> {
             Some(size) => Config {
                 max_udp_payload: size,
                 mtu_ceiling: size,
+                loopback_mtu_ceiling: size,
                 ..Config::default().with_seed(seed)
             },
-            // The defaults: 1200-byte packets until path MTU discovery finds more (up to
-            // 1452, as quinn's does).
+            // The defaults: 1200-byte packets until path MTU discovery finds more (on this
+            // loopback path up to `Config::loopback_mtu_ceiling`, 65,507).
             None => Config::default().with_seed(seed),
         },
     )

@@ -122,11 +122,7 @@ impl Context {
         seal: Option<&mut Protection>,
         payload: impl FnOnce(&mut BytesMut),
     ) -> usize {
-        let one = self
-            .config
-            .max_udp_payload
-            .max(self.config.mtu_ceiling)
-            .max(64);
+        let one = self.config.largest_packet().max(64);
         self.tx.reserve(one);
         let out = &mut self.tx.buf;
         match seal {

@@ -203,8 +203,21 @@ impl Session {
             && self.protection.is_some()
             && self.path.on_authenticated_data(local, remote)
         {
-            self.set_states_from(ctx, StreamState::Connecting, StreamState::Connected, None);
+            self.on_path_selected(ctx);
         }
+    }
+
+    /// A pair was just selected: size the path MTU search for it, and the streams are
+    /// Connected.
+    fn on_path_selected(&mut self, ctx: &mut Context) {
+        if self.path.selected().is_some_and(|p| p.is_loopback()) {
+            self.mtu.raise_ceiling(
+                ctx.config
+                    .loopback_mtu_ceiling
+                    .min(crate::config::MAX_UDP_PAYLOAD),
+            );
+        }
+        self.set_states_from(ctx, StreamState::Connecting, StreamState::Connected, None);
     }
 
     fn on_check(
@@ -263,7 +276,7 @@ impl Session {
         }
         self.last_rx = now;
         if self.path.on_ack(&ack.transaction, remote) {
-            self.set_states_from(ctx, StreamState::Connecting, StreamState::Connected, None);
+            self.on_path_selected(ctx);
         }
         Ok(())
     }
@@ -300,7 +313,7 @@ impl Session {
             // (so a duplicated datagram is not delivered twice).
             if !self.transport.was_refused(packet_number) {
                 self.transport
-                    .on_packet_received(now, packet_number, eliciting);
+                    .on_packet_received(now, packet_number, eliciting, payload.len());
             }
             ctx.stats.dropped_duplicate += 1;
             return Ok(());
@@ -342,7 +355,7 @@ impl Session {
             self.transport.on_packet_refused(packet_number);
         } else {
             self.transport
-                .on_packet_received(now, packet_number, eliciting);
+                .on_packet_received(now, packet_number, eliciting, payload.len());
         }
         Ok(())
     }

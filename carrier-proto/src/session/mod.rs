@@ -145,7 +145,7 @@ impl Session {
             path: Path::default(),
             mtu: mtu::MtuDiscovery::new(
                 ctx.config.max_udp_payload,
-                ctx.config.mtu_ceiling.min(65_507),
+                ctx.config.mtu_ceiling.min(crate::config::MAX_UDP_PAYLOAD),
             ),
             transport: Transport::new(
                 &ctx.config.transport,

@@ -44,6 +44,15 @@ impl MtuDiscovery {
         }
     }
 
+    /// Lets the search go up to `ceiling` (the path turned out to allow more than the
+    /// configured ceiling: a loopback pair). Only before the first probe, so a search under
+    /// way keeps its bounds; never lowers the ceiling.
+    pub(crate) fn raise_ceiling(&mut self, ceiling: usize) {
+        if self.probes_sent == 0 {
+            self.upper = self.upper.max(ceiling);
+        }
+    }
+
     /// The largest UDP payload data packets may use.
     pub(crate) fn current(&self) -> usize {
         self.current

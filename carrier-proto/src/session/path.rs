@@ -35,6 +35,14 @@ pub(crate) struct Pair {
     priority: u64,
 }
 
+impl Pair {
+    /// Both ends are loopback addresses (127.0.0.0/8, ::1): a path that never leaves the
+    /// host, whose MTU is the loopback interface's (64 KiB on Linux).
+    pub(crate) fn is_loopback(&self) -> bool {
+        self.local.address.ip().is_loopback() && self.remote.address.ip().is_loopback()
+    }
+}
+
 /// Checking state and the selected pair.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Path {

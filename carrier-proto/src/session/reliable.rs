@@ -337,6 +337,7 @@ impl Session {
     pub(crate) fn on_ack_frame(&mut self, ctx: &mut Context, now: Instant, frame: &AckFrame<'_>) {
         let delay = Duration::from_micros(frame.ack_delay_micros.min(u64::from(u32::MAX)));
         let rtt = self.transport.recovery.rtt;
+        let mtu_before = self.mtu.current();
         let t = &mut self.transport;
         let streams = &mut self.streams;
         let cc = &mut t.cc;
@@ -357,6 +358,11 @@ impl Session {
         }
         if let Some(sample) = &outcome.rate_sample {
             t.cc.on_rate_sample(now, sample);
+        }
+        if self.mtu.current() != mtu_before {
+            // An acknowledged probe raised the packet size (only acks raise it).
+            let max_datagram = self.mtu.current().saturating_sub(crate::packet::OVERHEAD);
+            self.transport.on_mtu_update(max_datagram);
         }
         self.after_progress(ctx, now);
     }

@@ -102,6 +102,12 @@ impl Pacer {
         Some(from + Duration::from_nanos(u64::try_from(wait).unwrap_or(u64::MAX)))
     }
 
+    /// Path MTU discovery raised the largest datagram to `max_datagram` bytes: the bucket
+    /// (a number of datagrams) grows with it.
+    pub fn on_mtu_update(&mut self, max_datagram: usize) {
+        self.max_datagram = max_datagram;
+    }
+
     /// A datagram of `bytes` was sent at `now`: spend its tokens.
     pub fn on_sent(&mut self, now: Instant, bytes: usize) {
         // Tokens are credited from the first use on, whether that was a send or a query.

@@ -73,6 +73,14 @@ pub(crate) struct Transport {
     pub(crate) ack_pending: bool,
     /// Ack-eliciting packets since our last ACK.
     pub(crate) eliciting_since_ack: u32,
+    /// Bytes of those packets.
+    eliciting_bytes_since_ack: usize,
+    /// Acknowledge at once after this many ack-eliciting bytes: the packet threshold in
+    /// base-size packets (so a large packet — an MTU probe, or data after discovery raised
+    /// the size — counts as the several small ones it replaces, as TCP acknowledges every
+    /// second full-sized segment by bytes). Without it, one jumbo packet that fills the
+    /// sender's window waits out the whole ACK delay.
+    ack_bytes_threshold: usize,
     /// When the pending ACK must go out at the latest.
     pub(crate) ack_deadline: Option<Instant>,
     /// Connection credit the peer granted us (new stream bytes in total).
@@ -109,6 +117,9 @@ impl Transport {
             largest_received_at: Instant::ZERO,
             ack_pending: false,
             eliciting_since_ack: 0,
+            eliciting_bytes_since_ack: 0,
+            ack_bytes_threshold: (config.ack_eliciting_threshold as usize)
+                .saturating_mul(max_datagram),
             ack_deadline: None,
             peer_max_data: INITIAL_CONNECTION_CREDIT,
             data_sent: 0,
@@ -122,6 +133,13 @@ impl Transport {
             pacing_until: None,
             config: config.clone(),
         }
+    }
+
+    /// Path MTU discovery raised the largest datagram (frames and overhead) to
+    /// `max_datagram`: the controller and the pacer count in it from now on.
+    pub(crate) fn on_mtu_update(&mut self, max_datagram: usize) {
+        self.cc.on_mtu_update(max_datagram);
+        self.pacer.on_mtu_update(max_datagram);
     }
 
     /// Connection credit left for new stream bytes.
@@ -148,12 +166,14 @@ impl Transport {
         self.refused.push_back(pn);
     }
 
-    /// A packet arrived: note it for acknowledgement. Returns false for a duplicate.
+    /// A packet of `bytes` arrived: note it for acknowledgement. Returns false for a
+    /// duplicate.
     pub(crate) fn on_packet_received(
         &mut self,
         now: Instant,
         pn: u64,
         ack_eliciting: bool,
+        bytes: usize,
     ) -> bool {
         let in_order = self.received.largest().is_none_or(|l| pn == l + 1);
         let new = self.received.insert(pn);
@@ -166,8 +186,11 @@ impl Transport {
         // Duplicates are acknowledged again (our earlier ACK may have been lost).
         self.ack_pending = true;
         self.eliciting_since_ack += 1;
-        let immediate =
-            !new || !in_order || self.eliciting_since_ack >= self.config.ack_eliciting_threshold;
+        self.eliciting_bytes_since_ack = self.eliciting_bytes_since_ack.saturating_add(bytes);
+        let immediate = !new
+            || !in_order
+            || self.eliciting_since_ack >= self.config.ack_eliciting_threshold
+            || self.eliciting_bytes_since_ack >= self.ack_bytes_threshold;
         let deadline = if immediate {
             now
         } else {
@@ -186,6 +209,7 @@ impl Transport {
     pub(crate) fn on_ack_sent(&mut self) {
         self.ack_pending = false;
         self.eliciting_since_ack = 0;
+        self.eliciting_bytes_since_ack = 0;
         self.ack_deadline = None;
     }
 
@@ -231,5 +255,59 @@ impl Transport {
             Duration::ZERO
         };
         self.pacer.delay(now, bytes, self.cc.window(), rtt)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::transport::congestion::{CongestionAlgorithm, minimum_window};
+
+    const BASE: usize = 1180;
+
+    #[test]
+    fn acks_wait_for_two_packets_or_two_packets_worth_of_bytes() {
+        let t0 = Instant::ZERO + Duration::from_millis(1);
+        let config = TransportConfig::default();
+        let delay = config.recovery.max_ack_delay;
+        // One base-size packet: the ACK may wait for a second.
+        let mut t = Transport::new(&config, BASE);
+        t.on_packet_received(t0, 0, true, BASE);
+        assert!(!t.ack_due(t0));
+        assert!(t.ack_due(t0 + delay));
+        // A second one: at once.
+        t.on_packet_received(t0, 1, true, BASE);
+        assert!(t.ack_due(t0));
+        // One packet as big as two (an MTU probe, a jumbo packet): at once too, or a sender
+        // whose window it filled would wait out the delay.
+        let mut t = Transport::new(&config, BASE);
+        t.on_packet_received(t0, 0, true, 2 * BASE);
+        assert!(t.ack_due(t0));
+        // An ACK sent starts the count again.
+        t.on_ack_sent();
+        t.on_packet_received(t0, 1, true, BASE);
+        assert!(!t.ack_due(t0));
+    }
+
+    #[test]
+    fn a_raised_mtu_resizes_the_controllers_units() {
+        let t0 = Instant::ZERO + Duration::from_millis(1);
+        for algorithm in [
+            CongestionAlgorithm::NewReno,
+            CongestionAlgorithm::Cubic,
+            CongestionAlgorithm::Bbr,
+        ] {
+            let config = TransportConfig {
+                congestion: algorithm,
+                ..TransportConfig::default()
+            };
+            let mut t = Transport::new(&config, BASE);
+            t.on_mtu_update(9_000);
+            assert!(t.cc.window() >= minimum_window(9_000), "{algorithm:?}");
+            // Persistent congestion collapses the window to the minimum, in the new units.
+            t.cc.on_sent(t0, 9_000);
+            t.cc.on_congestion_event(t0 + Duration::from_secs(1), t0, 9_000, true);
+            assert_eq!(t.cc.window(), minimum_window(9_000), "{algorithm:?}");
+        }
     }
 }

@@ -559,6 +559,11 @@ impl Controller for Bbr {
         self.pacing_rate
     }
 
+    fn on_mtu_update(&mut self, max_datagram: usize) {
+        self.max_datagram = max_datagram;
+        self.cwnd = self.cwnd.max(minimum_window(max_datagram));
+    }
+
     fn window(&self) -> usize {
         self.cwnd.max(minimum_window(self.max_datagram))
     }

@@ -242,6 +242,11 @@ impl Controller for Cubic {
         }
     }
 
+    fn on_mtu_update(&mut self, max_datagram: usize) {
+        self.max_datagram = max_datagram;
+        self.window = self.window.max(minimum_window(max_datagram));
+    }
+
     fn window(&self) -> usize {
         self.window
     }

@@ -64,6 +64,11 @@ pub trait Controller: Debug + Send {
         None
     }
 
+    /// Path MTU discovery raised the largest datagram to `max_datagram` bytes: the window's
+    /// units (its minimum, its growth per round) follow it, so a path carrying bigger
+    /// packets is not held to the window of small ones.
+    fn on_mtu_update(&mut self, max_datagram: usize);
+
     /// Bytes that may be in flight.
     fn window(&self) -> usize;
 

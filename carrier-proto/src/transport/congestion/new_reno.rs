@@ -114,6 +114,11 @@ impl Controller for NewReno {
         }
     }
 
+    fn on_mtu_update(&mut self, max_datagram: usize) {
+        self.max_datagram = max_datagram;
+        self.window = self.window.max(minimum_window(max_datagram));
+    }
+
     fn window(&self) -> usize {
         self.window
     }
