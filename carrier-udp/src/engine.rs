@@ -54,7 +54,7 @@ pub enum Step<'a> {
 #[derive(Debug)]
 pub struct OwnedTransmit {
     destination: SocketAddr,
-    contents: Vec<u8>,
+    contents: Contents,
     segment_size: Option<usize>,
     segments: usize,
 }
@@ -65,11 +65,23 @@ impl OwnedTransmit {
         quinn_udp::Transmit {
             destination: self.destination,
             ecn: None,
-            contents: &self.contents,
+            contents: match &self.contents {
+                Contents::Batch(v) => v,
+                Contents::Single(b) => b,
+            },
             segment_size: self.segment_size,
             src_ip: None,
         }
     }
+}
+
+/// The bytes of an [`OwnedTransmit`].
+#[derive(Debug)]
+enum Contents {
+    /// Several datagrams copied back to back (a GSO batch); the buffer is reused.
+    Batch(Vec<u8>),
+    /// One datagram, as the endpoint made it (not copied).
+    Single(Bytes),
 }
 
 /// What the driver does next, with the transmit owned ([`Engine::poll_owned`]).
@@ -99,7 +111,13 @@ pub struct IoStats {
 struct Batch {
     to: Option<SocketAddr>,
     size: usize,
+    /// The first datagram, as the endpoint made it: a batch of one (every datagram when
+    /// they are too big to batch, as on a loopback path) is sent from it, not copied.
+    first: Bytes,
+    /// Two or more datagrams back to back (the first is copied in when a second joins).
     buf: Vec<u8>,
+    /// Bytes in the batch.
+    bytes: usize,
     segments: usize,
     /// Full (or ended by a short datagram, or nothing more to add): send before adding.
     closed: bool,
@@ -107,11 +125,11 @@ struct Batch {
 
 impl Batch {
     /// Adds a datagram if it fits the batch; false if the batch must go first.
-    fn push(&mut self, to: SocketAddr, datagram: &[u8], max_segments: usize) -> bool {
+    fn push(&mut self, to: SocketAddr, datagram: &Bytes, max_segments: usize) -> bool {
         if self.segments > 0
             && (self.to != Some(to)
                 || datagram.len() > self.size
-                || self.buf.len() + datagram.len() > MAX_BATCH_BYTES)
+                || self.bytes + datagram.len() > MAX_BATCH_BYTES)
         {
             self.closed = true;
             return false;
@@ -119,8 +137,14 @@ impl Batch {
         if self.segments == 0 {
             self.to = Some(to);
             self.size = datagram.len();
+            self.first = datagram.clone();
+        } else {
+            if self.segments == 1 {
+                self.buf.extend_from_slice(&self.first);
+            }
+            self.buf.extend_from_slice(datagram);
         }
-        self.buf.extend_from_slice(datagram);
+        self.bytes += datagram.len();
         self.segments += 1;
         // A shorter datagram can only end a batch.
         self.closed = self.segments >= max_segments || datagram.len() < self.size;
@@ -131,14 +155,25 @@ impl Batch {
         Some(quinn_udp::Transmit {
             destination: self.to?,
             ecn: None,
-            contents: &self.buf,
+            contents: self.contents(),
             segment_size: (self.segments > 1).then_some(self.size),
             src_ip: None,
         })
     }
 
+    /// The batch's bytes: the one datagram, or the copies back to back.
+    fn contents(&self) -> &[u8] {
+        if self.segments == 1 {
+            &self.first
+        } else {
+            &self.buf
+        }
+    }
+
     fn clear(&mut self) -> usize {
         self.buf.clear();
+        self.first = Bytes::new();
+        self.bytes = 0;
         self.to = None;
         self.closed = false;
         std::mem::take(&mut self.segments)
@@ -396,8 +431,12 @@ impl Engine {
                     return OwnedStep::Idle;
                 };
                 let segment_size = (self.batch.segments > 1).then_some(self.batch.size);
-                let spare = self.spare.pop().unwrap_or_default();
-                let contents = std::mem::replace(&mut self.batch.buf, spare);
+                let contents = if self.batch.segments == 1 {
+                    Contents::Single(self.batch.first.clone())
+                } else {
+                    let spare = self.spare.pop().unwrap_or_default();
+                    Contents::Batch(std::mem::replace(&mut self.batch.buf, spare))
+                };
                 let segments = self.batch.clear();
                 OwnedTransmit {
                     destination,
@@ -412,7 +451,7 @@ impl Engine {
                 };
                 OwnedTransmit {
                     destination,
-                    contents: d.to_vec(),
+                    contents: Contents::Single(d),
                     segment_size: None,
                     segments: 1,
                 }
@@ -423,15 +462,17 @@ impl Engine {
     }
 
     /// An owned transmit went out (`sent`) or was given up; its buffer is reused.
-    pub fn finish(&mut self, mut t: OwnedTransmit, sent: bool) {
+    pub fn finish(&mut self, t: OwnedTransmit, sent: bool) {
         if sent {
             self.stats.send_calls += 1;
         } else {
             self.stats.send_drops += t.segments as u64;
         }
-        if self.spare.len() < 4 && t.contents.capacity() >= MAX_BATCH_BYTES / 2 {
-            t.contents.clear();
-            self.spare.push(t.contents);
+        if let Contents::Batch(mut buf) = t.contents {
+            if self.spare.len() < 4 && buf.capacity() >= MAX_BATCH_BYTES / 2 {
+                buf.clear();
+                self.spare.push(buf);
+            }
         }
     }
 
@@ -461,6 +502,10 @@ impl Engine {
 mod tests {
     use super::*;
 
+    fn zeros(len: usize) -> Bytes {
+        Bytes::from(vec![0; len])
+    }
+
     fn addr(port: u16) -> SocketAddr {
         SocketAddr::from(([127, 0, 0, 1], port))
     }
@@ -468,36 +513,43 @@ mod tests {
     #[test]
     fn a_batch_holds_one_destination_and_one_size_and_a_short_datagram_ends_it() {
         let mut b = Batch::default();
-        assert!(b.push(addr(1), &[0; 100], 10));
-        assert!(b.push(addr(1), &[0; 100], 10));
+        assert!(b.push(addr(1), &zeros(100), 10));
+        assert!(b.push(addr(1), &zeros(100), 10));
         assert!(!b.closed);
-        assert!(b.push(addr(1), &[0; 40], 10));
+        assert!(b.push(addr(1), &zeros(40), 10));
         assert!(b.closed, "a short datagram ends the batch");
         let t = b.transmit().unwrap();
         assert_eq!((t.contents.len(), t.segment_size), (240, Some(100)));
         assert_eq!(b.clear(), 3);
 
-        assert!(b.push(addr(1), &[0; 100], 10));
-        assert!(!b.push(addr(2), &[0; 100], 10), "another destination");
+        assert!(b.push(addr(1), &zeros(100), 10));
+        assert!(!b.push(addr(2), &zeros(100), 10), "another destination");
         assert!(b.closed);
         b.clear();
-        assert!(b.push(addr(1), &[0; 100], 10));
-        assert!(!b.push(addr(1), &[0; 101], 10), "a longer datagram");
+        assert!(b.push(addr(1), &zeros(100), 10));
+        assert!(!b.push(addr(1), &zeros(101), 10), "a longer datagram");
         b.clear();
-        assert!(b.push(addr(1), &[0; 100], 1));
+        let one = zeros(100);
+        assert!(b.push(addr(1), &one, 1));
         assert!(b.closed, "one segment per send: every datagram alone");
-        assert_eq!(b.transmit().unwrap().segment_size, None);
+        let t = b.transmit().unwrap();
+        assert_eq!(t.segment_size, None);
+        assert_eq!(
+            t.contents.as_ptr(),
+            one.as_ptr(),
+            "a batch of one is not copied"
+        );
     }
 
     #[test]
     fn a_batch_never_exceeds_the_send_limit() {
         let mut b = Batch::default();
         let mut n = 0;
-        while b.push(addr(1), &[0; 1200], 1000) {
+        while b.push(addr(1), &zeros(1200), 1000) {
             n += 1;
         }
         assert_eq!(n, MAX_BATCH_BYTES / 1200);
-        assert!(b.buf.len() <= MAX_BATCH_BYTES);
+        assert!(b.contents().len() <= MAX_BATCH_BYTES);
     }
 
     #[test]

@@ -3,7 +3,7 @@
 
 use alloc::collections::VecDeque;
 use alloc::vec::Vec;
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use core::net::SocketAddr;
 
 use super::{EndpointStats, Transmit};
@@ -154,14 +154,20 @@ impl Context {
         len
     }
 
-    /// Opens a protected packet: copies its body into the receive slab, authenticates and
-    /// decrypts it there, and returns the plaintext payload (events slice it, no copy).
+    /// Opens a protected packet and returns the plaintext payload (events slice it, no
+    /// copy). A datagram nothing else holds (as a driver's receive hands over) is
+    /// authenticated and decrypted where it lies; a shared one is first copied into the
+    /// receive slab.
     pub(crate) fn open(
         &mut self,
         protection: &mut Protection,
         header: &Header,
-        datagram: &[u8],
+        datagram: Bytes,
     ) -> Result<Bytes, OpenError> {
+        let datagram = match datagram.try_into_mut() {
+            Ok(unique) => return open_in_place(protection, header, unique),
+            Err(shared) => shared,
+        };
         let (head, body) = datagram.split_at(HEADER_LEN.min(datagram.len()));
         self.rx.reserve(body.len().max(64));
         let buf = &mut self.rx.buf;
@@ -177,5 +183,98 @@ impl Context {
                 Err(e)
             }
         }
+    }
+}
+
+/// [`Context::open`] of a datagram we own: the plaintext is the datagram's own buffer, past
+/// the header (the header, the associated data, is copied out first: it is 18 bytes).
+fn open_in_place(
+    protection: &mut Protection,
+    header: &Header,
+    mut datagram: BytesMut,
+) -> Result<Bytes, OpenError> {
+    let head_len = HEADER_LEN.min(datagram.len());
+    let mut head = [0u8; HEADER_LEN];
+    head[..head_len].copy_from_slice(&datagram[..head_len]);
+    let len = protection.open(
+        header.packet_number,
+        &head[..head_len],
+        &mut datagram[head_len..],
+    )?;
+    datagram.truncate(head_len + len);
+    datagram.advance(head_len);
+    Ok(datagram.freeze())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::Secrets;
+    use crate::packet::PacketType;
+
+    /// A sealed DATA packet `pn` carrying `payload`, from the offerer's keys.
+    fn sealed(pn: u64, payload: &[u8]) -> (Header, Bytes) {
+        let secrets = Secrets {
+            offerer: [1; 32],
+            answerer: [2; 32],
+        };
+        let mut seal = Protection::new(&secrets, true).unwrap();
+        let mut ctx = Context::new(Config::default());
+        let header = Header {
+            packet_type: PacketType::Data,
+            destination: 7,
+            packet_number: pn,
+        };
+        let addr = SocketAddr::from(([127, 0, 0, 1], 1));
+        assert!(
+            ctx.transmit(addr, addr, &header, Some(&mut seal), |out| {
+                out.extend_from_slice(payload)
+            }) > 0
+        );
+        (header, ctx.transmits.pop_front().unwrap().contents)
+    }
+
+    fn opener() -> Protection {
+        let secrets = Secrets {
+            offerer: [1; 32],
+            answerer: [2; 32],
+        };
+        Protection::new(&secrets, false).unwrap()
+    }
+
+    #[test]
+    fn an_owned_datagram_is_decrypted_where_it_lies_and_a_shared_one_is_copied() {
+        let mut ctx = Context::new(Config::default());
+        let mut open = opener();
+        let payload = [0x5a; 3000];
+
+        // Owned (as a driver's receive hands it over): the plaintext is inside it.
+        let (header, packet) = sealed(0, &payload);
+        let owned = Bytes::from(packet.to_vec());
+        let range = owned.as_ptr_range();
+        let plain = ctx.open(&mut open, &header, owned).unwrap();
+        assert_eq!(&plain[..], &payload[..]);
+        assert!(range.contains(&plain.as_ptr()), "decrypted in place");
+
+        // Shared (someone else holds it too): opened from a copy, the original untouched.
+        let (header, packet) = sealed(1, &payload);
+        let kept = packet.clone();
+        let plain = ctx.open(&mut open, &header, packet).unwrap();
+        assert_eq!(&plain[..], &payload[..]);
+        assert!(!kept.as_ptr_range().contains(&plain.as_ptr()));
+        assert_ne!(
+            &kept[HEADER_LEN..HEADER_LEN + 16],
+            &payload[..16],
+            "still sealed"
+        );
+
+        // A forged owned packet is refused like a shared one.
+        let (header, packet) = sealed(2, &payload);
+        let mut forged = packet.to_vec();
+        forged[HEADER_LEN] ^= 1;
+        assert_eq!(
+            ctx.open(&mut open, &header, Bytes::from(forged)),
+            Err(OpenError::BadTag)
+        );
     }
 }

@@ -422,7 +422,7 @@ impl Endpoint {
                     return;
                 }
             };
-            datagram = match self.ctx.open(protection, &header, &contents) {
+            datagram = match self.ctx.open(protection, &header, contents) {
                 Ok(plain) => plain,
                 Err(e) => {
                     let stats = &mut self.ctx.stats;
