@@ -74,6 +74,7 @@ pub mod packet;
 mod rng;
 pub mod sdp;
 mod session;
+pub mod slab;
 mod stream;
 mod time;
 mod transport;

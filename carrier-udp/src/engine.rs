@@ -22,6 +22,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant as WallClock};
 
 use bytes::Bytes;
+use carrier_proto::slab::Slab;
 use carrier_proto::{
     Answer, Config, Endpoint, Event, Input, Instant, Offer, Output, PendingOffer, Transmit,
 };
@@ -31,6 +32,11 @@ use crate::direct::{self, Direct, Signal};
 /// Most bytes in one GSO batch: one UDP send carries at most 65,507 bytes over IPv4 (a
 /// 64 KiB batch is refused whole with EMSGSIZE).
 pub const MAX_BATCH_BYTES: usize = 65_000;
+
+/// Bytes allocated at a time for received datagrams: one GRO read's worth.
+const RX_SLAB: usize = 64 * 1024;
+/// Used-up receive slabs kept for reuse (4 MiB).
+const RX_POOL: usize = 64;
 
 /// Signaling datagrams queued for sending at most (more are dropped: the offer repeats).
 const MAX_QUEUED_SIGNALS: usize = 1024;
@@ -207,6 +213,9 @@ pub struct Engine {
     stats: IoStats,
     /// Batch buffers handed back by [`Engine::finish`], for reuse.
     spare: Vec<Vec<u8>>,
+    /// Received datagrams are copied here (the socket's buffer is reused for the next
+    /// read) and handed to the endpoint as slices of it.
+    rx: Slab,
 }
 
 impl Engine {
@@ -229,6 +238,7 @@ impl Engine {
             pending: Pending::None,
             stats: IoStats::default(),
             spare: Vec::new(),
+            rx: Slab::new(RX_SLAB, RX_POOL),
         }
     }
 
@@ -266,23 +276,29 @@ impl Engine {
 
     /// A datagram arrived from `source`.
     pub fn receive(&mut self, source: SocketAddr, datagram: &[u8]) {
-        if datagram.starts_with(direct::MAGIC) {
-            self.on_signal(source, datagram);
-            return;
-        }
-        let now = self.now();
-        self.endpoint.handle_input(Input::Receive {
-            now,
-            source,
-            destination: self.local,
-            contents: Bytes::copy_from_slice(datagram),
-        });
+        self.receive_segments(source, datagram, datagram.len());
     }
 
     /// Datagrams from `source` coalesced by GRO: `buf` cut every `stride` bytes.
     pub fn receive_segments(&mut self, source: SocketAddr, buf: &[u8], stride: usize) {
-        for datagram in buf.chunks(stride.max(1)) {
-            self.receive(source, datagram);
+        // One copy of the whole read into the receive slab, then a slice per datagram.
+        self.rx.reserve(buf.len());
+        self.rx.buf().extend_from_slice(buf);
+        let read = self.rx.split();
+        let stride = stride.max(1);
+        for start in (0..read.len()).step_by(stride) {
+            let datagram = read.slice(start..read.len().min(start + stride));
+            if datagram.starts_with(direct::MAGIC) {
+                self.on_signal(source, &datagram);
+                continue;
+            }
+            let now = self.now();
+            self.endpoint.handle_input(Input::Receive {
+                now,
+                source,
+                destination: self.local,
+                contents: datagram,
+            });
         }
     }
 

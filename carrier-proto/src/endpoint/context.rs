@@ -12,6 +12,7 @@ use crate::crypto::{OpenError, Protection};
 use crate::event::Event;
 use crate::packet::{HEADER_LEN, Header, write_packet};
 use crate::rng::Rng;
+use crate::slab::Slab;
 use crate::types::Candidate;
 
 /// Bytes allocated at a time for building packets.
@@ -32,47 +33,10 @@ pub(crate) struct Context {
     /// The latest time the driver told us (inputs and application calls), for the packets
     /// `poll_output` builds on demand.
     pub(crate) now: crate::time::Instant,
-    /// Packets are built here and split off as `Bytes` (see [`Slab`]).
+    /// Packets are built here and split off as `Bytes`.
     tx: Slab,
     /// Where protected packets are decrypted (a copy of the ciphertext, opened in place).
     rx: Slab,
-}
-
-/// A large buffer that packets are written into and split off as `Bytes`, so that sending
-/// (or decrypting) allocates only a slab now and then, not a buffer per packet. Once the
-/// driver drops the packets of a used-up slab, `reserve` reclaims the same allocation, so
-/// the steady state does not allocate.
-#[derive(Debug, Default)]
-struct Slab {
-    buf: BytesMut,
-    /// Used-up slabs whose packets may still be held, oldest first.
-    pool: VecDeque<BytesMut>,
-}
-
-impl Slab {
-    /// Room for at least `one` more bytes in `buf`. When short, a whole slab is taken:
-    /// the oldest pooled one if its packets are all dropped, else a new one.
-    fn reserve(&mut self, one: usize) {
-        if self.buf.capacity() >= one {
-            return;
-        }
-        let size = TX_SLAB.max(one);
-        let old = core::mem::take(&mut self.buf);
-        if old.capacity() > 0 || !self.pool.is_empty() {
-            if self.pool.len() >= TX_POOL {
-                self.pool.pop_front();
-            }
-            self.pool.push_back(old);
-        }
-        if let Some(mut oldest) = self.pool.pop_front() {
-            if oldest.try_reclaim(size) {
-                self.buf = oldest;
-                return;
-            }
-            self.pool.push_front(oldest);
-        }
-        self.buf = BytesMut::with_capacity(size);
-    }
 }
 
 impl Context {
@@ -86,8 +50,8 @@ impl Context {
             transmits: VecDeque::new(),
             stats: EndpointStats::default(),
             now: crate::time::Instant::ZERO,
-            tx: Slab::default(),
-            rx: Slab::default(),
+            tx: Slab::new(TX_SLAB, TX_POOL),
+            rx: Slab::new(TX_SLAB, TX_POOL),
         }
     }
 
@@ -124,7 +88,7 @@ impl Context {
     ) -> usize {
         let one = self.config.largest_packet().max(64);
         self.tx.reserve(one);
-        let out = &mut self.tx.buf;
+        let out = self.tx.buf();
         match seal {
             None => write_packet(out, header, payload),
             Some(p) => {
@@ -142,7 +106,7 @@ impl Context {
                 }
             }
         }
-        let contents = self.tx.buf.split().freeze();
+        let contents = self.tx.split();
         let len = contents.len();
         self.stats.packets_sent += 1;
         self.stats.bytes_sent += len as u64;
@@ -170,7 +134,7 @@ impl Context {
         };
         let (head, body) = datagram.split_at(HEADER_LEN.min(datagram.len()));
         self.rx.reserve(body.len().max(64));
-        let buf = &mut self.rx.buf;
+        let buf = self.rx.buf();
         buf.extend_from_slice(body);
         let result = protection.open(header.packet_number, head, &mut buf[..]);
         match result {
