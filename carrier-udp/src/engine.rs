@@ -35,8 +35,10 @@ pub const MAX_BATCH_BYTES: usize = 65_000;
 
 /// Bytes allocated at a time for received datagrams: one GRO read's worth.
 const RX_SLAB: usize = 64 * 1024;
-/// Used-up receive slabs kept for reuse (4 MiB).
-const RX_POOL: usize = 64;
+/// Used-up receive slabs kept for reuse (16 MiB): the oldest is reused once the
+/// application has taken what it held, so the pool must span the receive windows' worth
+/// of data a reader may leave queued.
+const RX_POOL: usize = 256;
 
 /// Signaling datagrams queued for sending at most (more are dropped: the offer repeats).
 const MAX_QUEUED_SIGNALS: usize = 1024;
