@@ -38,7 +38,8 @@ pub struct TransportConfig {
     pub ack_eliciting_threshold: u32,
     /// Most ranges kept and sent in ACKs.
     pub max_ack_ranges: usize,
-    /// Spread packets over the RTT instead of sending the window in a burst.
+    /// Spread packets over the RTT instead of sending the window in a burst (on paths
+    /// whose min RTT is at least the 1 ms timer granularity; shorter ones are not paced).
     pub pacing: bool,
     /// Early retransmission for sparse, latency-sensitive traffic: when the sender has
     /// nothing new to send and stream data has gone unacknowledged this long, send it once
