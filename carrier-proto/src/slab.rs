@@ -24,12 +24,51 @@ use bytes::{Bytes, BytesMut};
 #[derive(Debug)]
 pub struct Slab {
     buf: BytesMut,
-    /// Used-up slabs whose bytes may still be held, oldest first.
-    pool: VecDeque<BytesMut>,
+    /// Used-up slabs whose bytes may still be held.
+    pool: Pool,
     /// Bytes allocated at a time (more when one write needs more).
     size: usize,
-    /// Most used-up slabs kept for reuse.
-    max_pool: usize,
+}
+
+/// Used-up slabs waiting for everything split from them to be dropped, oldest first, at
+/// most a given number (the oldest is let go beyond that).
+#[derive(Debug)]
+pub struct Pool {
+    slabs: VecDeque<BytesMut>,
+    max: usize,
+}
+
+impl Pool {
+    /// A pool of at most `max` slabs.
+    pub fn new(max: usize) -> Pool {
+        Pool {
+            slabs: VecDeque::new(),
+            max,
+        }
+    }
+
+    /// Keeps a used-up slab (whatever is left of it) for reuse.
+    pub fn retire(&mut self, slab: BytesMut) {
+        if slab.capacity() == 0 || self.max == 0 {
+            return;
+        }
+        if self.slabs.len() >= self.max {
+            self.slabs.pop_front();
+        }
+        self.slabs.push_back(slab);
+    }
+
+    /// The oldest slab as an empty buffer of at least `size` bytes of capacity, if nothing
+    /// split from it is held any more (its memory is reused in place, no allocation).
+    pub fn reclaim(&mut self, size: usize) -> Option<BytesMut> {
+        let mut oldest = self.slabs.pop_front()?;
+        oldest.clear();
+        if oldest.try_reclaim(size) {
+            return Some(oldest);
+        }
+        self.slabs.push_front(oldest);
+        None
+    }
 }
 
 impl Slab {
@@ -38,9 +77,8 @@ impl Slab {
     pub fn new(size: usize, max_pool: usize) -> Slab {
         Slab {
             buf: BytesMut::new(),
-            pool: VecDeque::new(),
+            pool: Pool::new(max_pool),
             size,
-            max_pool,
         }
     }
 
@@ -55,27 +93,12 @@ impl Slab {
         let size = self.size.max(one + pending);
         let old = core::mem::take(&mut self.buf);
         let mut next = self
-            .take_pooled(size)
+            .pool
+            .reclaim(size)
             .unwrap_or_else(|| BytesMut::with_capacity(size));
         next.extend_from_slice(&old);
-        if old.capacity() > 0 {
-            if self.pool.len() >= self.max_pool {
-                self.pool.pop_front();
-            }
-            self.pool.push_back(old);
-        }
+        self.pool.retire(old);
         self.buf = next;
-    }
-
-    /// The oldest pooled slab, if all of it is free again and it holds `size` bytes.
-    fn take_pooled(&mut self, size: usize) -> Option<BytesMut> {
-        let mut oldest = self.pool.pop_front()?;
-        if oldest.try_reclaim(size) {
-            oldest.clear();
-            return Some(oldest);
-        }
-        self.pool.push_front(oldest);
-        None
     }
 
     /// The buffer to write into (call [`Slab::reserve`] first).

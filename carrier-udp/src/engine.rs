@@ -287,6 +287,12 @@ impl Engine {
         self.rx.reserve(buf.len());
         self.rx.buf().extend_from_slice(buf);
         let read = self.rx.split();
+        self.receive_bytes(source, read, stride);
+    }
+
+    /// [`Engine::receive_segments`] of bytes the caller already owns as `Bytes` (as
+    /// [`Socket`](crate::socket::Socket) reads them): sliced per datagram, not copied.
+    pub fn receive_bytes(&mut self, source: SocketAddr, read: Bytes, stride: usize) {
         let stride = stride.max(1);
         for start in (0..read.len()).step_by(stride) {
             let datagram = read.slice(start..read.len().min(start + stride));
