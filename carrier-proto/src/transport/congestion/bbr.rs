@@ -53,6 +53,14 @@ const HIGH_GAIN: u64 = 2885;
 const DRAIN_GAIN: u64 = 347;
 /// ProbeBW's window gain: two BDPs, room for ACK aggregation and the 1.25 probe.
 const CWND_GAIN: u64 = 2000;
+/// The least round trip the window is sized for. On a sub-millisecond path (loopback, a
+/// LAN) the ACK clock runs at the speed of the hosts, not of the wire: a receiver's ACK
+/// waits for its task to be scheduled and its batch to be read. Sized to the few
+/// microseconds of the best sample, the window held a handful of packets and the transfer
+/// became stop-and-wait on task wake-ups. One millisecond is the timer granularity
+/// (RFC 9002's kGranularity) the drivers work at anyway.
+const WINDOW_RTT_FLOOR: Duration = Duration::from_millis(1);
+
 /// ProbeBW's pacing gains, one phase per `min_rtt`: probe (1.25), drain the probe's queue
 /// (0.75), cruise (1) for six phases.
 const PACING_GAIN_CYCLE: [u64; 8] = [1250, 750, 1000, 1000, 1000, 1000, 1000, 1000];
@@ -262,13 +270,15 @@ impl Bbr {
         }
     }
 
-    /// The draft's `BBRInflight(gain)`: `gain · btl_bw · min_rtt` plus three send quanta.
-    /// The initial window while there is no RTT sample.
+    /// The draft's `BBRInflight(gain)`: `gain · btl_bw · min_rtt` plus three send quanta,
+    /// with `min_rtt` taken as at least [`WINDOW_RTT_FLOOR`]. The initial window while there
+    /// is no RTT sample.
     fn inflight(&self, gain: u64) -> usize {
         let Some(min_rtt) = self.min_rtt else {
             return initial_window(self.max_datagram);
         };
-        let bdp = u128::from(self.btl_bw.get()).saturating_mul(min_rtt.as_nanos()) / NANOS_PER_SEC;
+        let rtt = min_rtt.max(WINDOW_RTT_FLOOR);
+        let bdp = u128::from(self.btl_bw.get()).saturating_mul(rtt.as_nanos()) / NANOS_PER_SEC;
         let target = bdp.saturating_mul(u128::from(gain)) / u128::from(GAIN_UNIT);
         let quanta = u128::from(self.send_quantum()).saturating_mul(QUANTA);
         usize::try_from(target.saturating_add(quanta)).unwrap_or(usize::MAX)
@@ -795,6 +805,31 @@ mod tests {
         assert!(gains.iter().all(|g| [1250, 750, 1000].contains(g)));
         assert!(gains.contains(&1250) && gains.contains(&750));
         assert!(within(mean(&rates), LINK as f64, 0.05), "{}", mean(&rates));
+    }
+
+    #[test]
+    fn a_sub_millisecond_path_gets_a_window_for_a_millisecond() {
+        // 1 GB/s at a 50 µs round trip (loopback): the window is sized as if the round trip
+        // were WINDOW_RTT_FLOOR — 2 · 1 GB/s · 1 ms = 2 MB — not 2 · 50 kB plus quanta.
+        let mut cc = Bbr::new(MSS);
+        let mut feed = Feed::new();
+        let (rate, rtt) = (1_000_000_000, Duration::from_micros(50));
+        for _ in 0..20_000 {
+            let in_flight = cc.window().saturating_sub(MSS);
+            feed.ack(&mut cc, rate, rtt, in_flight, false, 0);
+        }
+        assert_eq!((cc.min_rtt(), cc.btl_bw()), (Some(rtt), rate));
+        assert_eq!(WINDOW_RTT_FLOOR, Duration::from_millis(1));
+        // 1 GB/s · 1 ms.
+        let floor_bdp = 1_000_000;
+        assert!(cc.window() >= 2 * floor_bdp, "window {}", cc.window());
+        // A path slower than the floor is sized by its own round trip, as before.
+        let (cc, _) = steady();
+        assert!(
+            within(cc.window() as f64, 2.0 * BDP as f64, 0.3),
+            "{}",
+            cc.window()
+        );
     }
 
     #[test]
