@@ -212,14 +212,6 @@ impl Config {
         self
     }
 
-    /// The largest packet this configuration can send: the base size, or what path MTU
-    /// discovery may reach on any path.
-    pub(crate) fn largest_packet(&self) -> usize {
-        self.max_udp_payload
-            .max(self.mtu_ceiling.min(MAX_UDP_PAYLOAD))
-            .max(self.loopback_mtu_ceiling.min(MAX_UDP_PAYLOAD))
-    }
-
     /// Sets [`Config::request_timeout`].
     pub fn with_request_timeout(mut self, timeout: Duration) -> Self {
         self.request_timeout = timeout;

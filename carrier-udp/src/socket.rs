@@ -43,7 +43,7 @@ pub struct Read {
 /// Where reads land: zeroed slabs that each read's bytes are split off, so the endpoint
 /// gets them as `Bytes` without a copy or an allocation per datagram.
 ///
-/// A slab is zeroed once when it is taken (safe Rust reads only into initialized memory),
+/// The room is zeroed as reads use it (safe Rust reads only into initialized memory),
 /// which costs less than copying what was read. Used-up slabs wait in a bounded pool and
 /// the oldest is reclaimed — the same, already-touched memory — once nothing split from it
 /// is held any more. (A fresh buffer per datagram cost a fifth of a loopback transfer in
@@ -68,11 +68,17 @@ impl Default for RecvSlab {
 impl RecvSlab {
     /// At least [`RECV_BUF`] bytes of room for a read.
     fn room(&mut self) -> &mut [u8] {
-        if self.room.len() < RECV_BUF {
+        if self.room.capacity() < RECV_BUF {
             self.pool.retire(std::mem::take(&mut self.room));
-            self.room = self.pool.reclaim(RECV_SLAB).unwrap_or_default();
-            // Zeroed to its full size (a reclaimed slab keeps its allocation).
-            self.room.resize(RECV_SLAB, 0);
+            self.room = self
+                .pool
+                .reclaim(RECV_SLAB)
+                .unwrap_or_else(|| BytesMut::with_capacity(RECV_SLAB));
+        }
+        // Zeroed as it is used: what the last read took is topped up (a fresh slab's pages
+        // are touched only as reads reach them).
+        if self.room.len() < RECV_BUF {
+            self.room.resize(RECV_BUF, 0);
         }
         &mut self.room[..RECV_BUF]
     }

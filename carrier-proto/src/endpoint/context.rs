@@ -72,22 +72,24 @@ impl Context {
         true
     }
 
-    /// Replaces the used-up send slab: the oldest retired slab if all its packets are gone
-    /// (no allocation), else a new one. In steady state the pool cycles and nothing is
-    /// allocated.
-    /// Writes a packet (header, then `payload`'s frames) and queues it for sending. With
-    /// `seal`, the payload is encrypted in place and the tag appended; without, a CRC-32
-    /// trailer. Returns the packet's size (0: not sent, the keys are used up).
+    /// Writes a packet of at most `max_size` bytes (header, then `payload`'s frames) into
+    /// the send slab and queues it for sending. With `seal`, the payload is encrypted in
+    /// place and the tag appended; without, a CRC-32 trailer. Returns the packet's size (0:
+    /// not sent, the keys are used up).
+    ///
+    /// `max_size` is what the slab must have room for: the path's packet size, not the
+    /// largest any path could reach (64 KiB on loopback), or every small packet would take
+    /// a slab of its own.
     pub(crate) fn transmit(
         &mut self,
         source: SocketAddr,
         destination: SocketAddr,
         header: &Header,
         seal: Option<&mut Protection>,
+        max_size: usize,
         payload: impl FnOnce(&mut BytesMut),
     ) -> usize {
-        let one = self.config.largest_packet().max(64);
-        self.tx.reserve(one);
+        self.tx.reserve(max_size.max(64));
         let out = self.tx.buf();
         match seal {
             None => write_packet(out, header, payload),
@@ -191,7 +193,7 @@ mod tests {
         };
         let addr = SocketAddr::from(([127, 0, 0, 1], 1));
         assert!(
-            ctx.transmit(addr, addr, &header, Some(&mut seal), |out| {
+            ctx.transmit(addr, addr, &header, Some(&mut seal), 4096, |out| {
                 out.extend_from_slice(payload)
             }) > 0
         );

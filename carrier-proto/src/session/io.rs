@@ -61,6 +61,7 @@ impl Session {
             remote,
             &header,
             self.protection.as_deref_mut(),
+            ctx.config.max_udp_payload,
             payload,
         );
         if size == 0 {

@@ -138,7 +138,7 @@ impl Session {
         };
         let body = size.saturating_sub(self.overhead()).max(1);
         let seal = self.protection.as_deref_mut();
-        let sent = ctx.transmit(local, to, &header, seal, |out| {
+        let sent = ctx.transmit(local, to, &header, seal, size, |out| {
             Frame::Ping.emit(out);
             // PADDING frames are single zero bytes.
             out.resize(out.len() + body - 1, 0);
@@ -214,7 +214,7 @@ impl Session {
         let t = &mut self.transport;
         let streams = &mut self.streams;
         let seal = self.protection.as_deref_mut();
-        let size = ctx.transmit(local, to, &header, seal, |out| {
+        let size = ctx.transmit(local, to, &header, seal, self.mtu.current(), |out| {
             let base = out.len();
             let room = |out: &BytesMut| budget.saturating_sub(out.len() - base);
             if t.ack_pending {
