@@ -54,7 +54,8 @@ pub const MAX_ACK_RANGES: usize = 64;
 /// One frame, borrowing its data from the packet.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Frame<'a> {
-    /// One byte of nothing.
+    /// Nothing: one zero byte when written; when parsed, a whole run of them (each byte is
+    /// a PADDING frame on the wire, and [`FrameIter`] yields a run as one).
     Padding,
     /// Proof of life.
     Ping,
@@ -268,7 +269,12 @@ impl<'a> FrameIter<'a> {
             .split_first()
             .ok_or(PacketError::TruncatedFrame("empty"))?;
         let (frame, used) = match ty {
-            PADDING => (Frame::Padding, 0),
+            // A run of PADDING is taken at once: an MTU probe is tens of thousands of them,
+            // and one frame per byte cost ~0.7 ms per 64 KiB probe.
+            PADDING => (
+                Frame::Padding,
+                body.iter().take_while(|&&b| b == PADDING).count(),
+            ),
             PING => (Frame::Ping, 0),
             DATAGRAM => {
                 let trunc = PacketError::TruncatedFrame("datagram");
@@ -393,6 +399,19 @@ impl<'a> Iterator for FrameIter<'a> {
 mod tests {
     use super::*;
     use alloc::vec::Vec;
+
+    #[test]
+    fn a_run_of_padding_is_one_frame() {
+        // An MTU probe: PING, then 64 KiB of PADDING, then (say) a PING again.
+        let mut p = alloc::vec![PING];
+        p.resize(1 + 65_000, PADDING);
+        p.push(PING);
+        let frames: Vec<_> = FrameIter::new(&p).collect();
+        assert_eq!(
+            frames,
+            [Ok(Frame::Ping), Ok(Frame::Padding), Ok(Frame::Ping)]
+        );
+    }
 
     #[test]
     fn frames_round_trip() {
