@@ -51,7 +51,10 @@ proptest! {
             f.emit(&mut out);
         }
         let back: Vec<Frame<'_>> = FrameIter::new(&out).collect::<Result<_, _>>().expect("valid");
-        prop_assert_eq!(back, built);
+        // Consecutive PADDING bytes come back as one run.
+        let mut expected = built.clone();
+        expected.dedup_by(|b, a| *a == Frame::Padding && *b == Frame::Padding);
+        prop_assert_eq!(back, expected);
     }
 
     #[test]
