@@ -122,6 +122,41 @@ pub struct Config {
     /// size like any other (a host whose loopback carries less settles lower). Default
     /// [`MAX_UDP_PAYLOAD`]; set it to `mtu_ceiling` to treat loopback like any path.
     pub loopback_mtu_ceiling: usize,
+    /// How long a graceful [`close_session`](crate::Endpoint::close_session) may take to
+    /// deliver what was written before it gives up: until then the session stays, its
+    /// reliable streams flush their data and FINs, queued datagrams go out, and only then
+    /// is the peer told the session is closed. Past it the session ends anyway, telling the
+    /// peer with reason Timeout (its readers see an error, never a clean end short of the
+    /// data), and the streams close with [`StateReason::CloseTimeout`](crate::StateReason).
+    pub close_linger: Duration,
+    /// Bytes of datagrams (stream and channel) a session queues while the congestion
+    /// window is full; they go out at the controller's pace. What happens when the queue
+    /// is full is [`Config::datagram_policy`]. quinn's default: 1 MiB.
+    pub datagram_send_buffer: usize,
+    /// What a datagram write does when the send queue is full.
+    pub datagram_policy: DatagramPolicy,
+    /// Session requests ([`Event::SessionRequest`](crate::Event::SessionRequest)) queued
+    /// for the application before [`Endpoint::handle_offer`](crate::Endpoint::handle_offer)
+    /// refuses new ones with [`Error::Limit`](crate::Error::Limit) (counted in
+    /// `EndpointStats::requests_refused`). Each holds a parsed offer (about 2 KiB).
+    pub max_queued_requests: usize,
+}
+
+/// What a datagram write does when the session's datagram send queue
+/// ([`Config::datagram_send_buffer`]) is full.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DatagramPolicy {
+    /// Refuse the write with [`Error::WouldBlock`](crate::Error::WouldBlock); a
+    /// [`Event::Writable`](crate::Event::Writable) follows when there is room (the
+    /// default: nothing is dropped at the sender).
+    #[default]
+    Block,
+    /// Take the write and drop the oldest queued datagrams to make room (media that would
+    /// rather be current than complete). Each drop is counted in
+    /// `EndpointStats::datagrams_dropped_oldest`, and each episode of drops is reported
+    /// once by [`Event::DatagramsDropped`](crate::Event::DatagramsDropped).
+    DropOldest,
 }
 
 /// The largest UDP payload: 65,535 bytes of IPv4 packet less the IPv4 and UDP headers.
@@ -152,6 +187,10 @@ impl Default for Config {
             manual_credit: false,
             mtu_ceiling: 1452,
             loopback_mtu_ceiling: MAX_UDP_PAYLOAD,
+            close_linger: Duration::from_secs(10),
+            datagram_send_buffer: 1024 * 1024,
+            datagram_policy: DatagramPolicy::Block,
+            max_queued_requests: 256,
         }
     }
 }
@@ -182,6 +221,10 @@ impl core::fmt::Debug for Config {
             .field("manual_credit", &self.manual_credit)
             .field("mtu_ceiling", &self.mtu_ceiling)
             .field("loopback_mtu_ceiling", &self.loopback_mtu_ceiling)
+            .field("close_linger", &self.close_linger)
+            .field("datagram_send_buffer", &self.datagram_send_buffer)
+            .field("datagram_policy", &self.datagram_policy)
+            .field("max_queued_requests", &self.max_queued_requests)
             .finish()
     }
 }

@@ -46,6 +46,12 @@ pub enum Error {
     /// [`Event::Writable`](crate::Event::Writable) follows when room frees up.
     #[error("the send buffer is full; wait for a Writable event")]
     WouldBlock,
+    /// A write after this side finished (or closed) the stream's writing half.
+    #[error("the stream was finished: no more writes")]
+    Finished,
+    /// The call needs a RELIABLE stream.
+    #[error("`{0}` needs a RELIABLE stream")]
+    NotReliable(&'static str),
     /// A configured limit would be exceeded.
     #[error("limit exceeded: {what} (max {max})")]
     Limit {

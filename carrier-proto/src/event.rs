@@ -54,7 +54,35 @@ pub enum Event {
         /// The bytes.
         data: Bytes,
     },
-    /// A reliable stream whose `write` was refused or cut short has room again.
+    /// The peer finished its side of a reliable stream (its FIN arrived): every byte it
+    /// wrote was delivered, in the `StreamData` events before this one. Reading is over;
+    /// writing goes on until this side finishes too (half-close) — or closes. A stream
+    /// that ends without this event (Closed or Failed) was cut short: its reader must not
+    /// take the end for a complete transfer.
+    StreamFinished {
+        /// The stream's session.
+        session: SessionId,
+        /// The stream.
+        stream: StreamId,
+    },
+    /// Everything this side wrote on a reliable stream, and its FIN, was acknowledged by
+    /// the peer (after [`finish_stream`](crate::SessionMut::finish_stream) or
+    /// [`close_stream`](crate::SessionMut::close_stream)).
+    StreamAcknowledged {
+        /// The stream's session.
+        session: SessionId,
+        /// The stream.
+        stream: StreamId,
+    },
+    /// Under [`DatagramPolicy::DropOldest`](crate::DatagramPolicy::DropOldest), the
+    /// session's datagram send queue was full and queued datagrams were dropped to make
+    /// room. Once per episode: the next drop after the queue drained reports again.
+    DatagramsDropped {
+        /// The session.
+        session: SessionId,
+    },
+    /// A reliable stream whose `write` was refused or cut short has room again; or, on an
+    /// unreliable stream, the session's datagram queue has room after a `WouldBlock`.
     Writable {
         /// The stream's session.
         session: SessionId,

@@ -84,7 +84,7 @@ pub use channel::{
     ChannelConfig, ChannelError, ChannelId, ChannelState, INITIAL_CHANNEL_CREDIT,
     INITIAL_CONTROL_CREDIT,
 };
-pub use config::{Config, MAX_UDP_PAYLOAD, SdpLimits};
+pub use config::{Config, DatagramPolicy, MAX_UDP_PAYLOAD, SdpLimits};
 pub use crypto::{KeySchedule, derive_schedule};
 pub use endpoint::{Endpoint, EndpointStats, HandlerId, Input, Output, SessionMut, Transmit};
 pub use error::Error;

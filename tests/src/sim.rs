@@ -377,18 +377,25 @@ impl Sim {
             .expect("a SessionRequest event")
     }
 
-    /// A stream's state (panics if the session or stream is gone).
+    /// A stream's state; once the session was closed and freed, the last one reported
+    /// (panics if there is none).
     pub fn stream_state(
         &mut self,
         peer: PeerIdx,
         session: SessionId,
         stream: usize,
     ) -> StreamState {
-        let id = stream_id(self, peer, session, stream);
-        self.ep(peer)
-            .session(session)
-            .and_then(|s| s.stream_state(id))
-            .expect("stream exists")
+        let live = self.ep(peer).session(session).ok().and_then(|s| {
+            let id = s.stream_at(stream)?;
+            s.stream_state(id).ok()
+        });
+        // A session the application closed is gone once it ended: its last reported state.
+        live.or_else(|| {
+            self.state_log(peer, session, stream)
+                .last()
+                .map(|(s, _)| *s)
+        })
+        .expect("stream exists")
     }
 
     /// Whether every stream that is not Deactivated has reached a terminal or Connected

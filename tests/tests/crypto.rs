@@ -470,3 +470,75 @@ fn the_first_datagram_after_the_offerer_connects_is_not_lost_when_the_answerers_
     assert_eq!(sim.stream_state(b, hs.answerer, 0), S::Connected);
     assert_eq!(sim.ep(b).stats().dropped_unexpected, 0);
 }
+
+#[test]
+fn authentic_copies_raced_in_from_another_address_do_not_shadow_the_originals() {
+    // An on-path attacker copies the first 20 DATA packets of a transfer being set up and
+    // delivers each copy before the original, from an address of its own. The copies are
+    // authentic but not from the peer's address: they are dropped — and must leave no mark
+    // in the replay window, or the originals would be refused as replays and the transfer
+    // would never start.
+    let mut sim = Sim::new(43);
+    let (a, b) = (sim.add_peer("alice"), sim.add_peer("bob"));
+    let hs = sim.handshake(a, b, &[(T::Application, O::RELIABLE)]);
+    assert!(sim.run_until_connected(&hs, 1));
+    let bob_addr = sim.ep(b).local_candidates()[0].address;
+    let copies: Log = Log::default();
+    let sink = copies.clone();
+    let taken = std::rc::Rc::new(std::cell::Cell::new(0));
+    let count = taken.clone();
+    sim.drop_filter = Some(Box::new(move |_, d| {
+        let data = d.destination == bob_addr
+            && Header::parse_protected(&d.contents, 16)
+                .is_ok_and(|h| h.packet_type == PacketType::Data);
+        if data && count.get() < 20 {
+            count.set(count.get() + 1);
+            sink.borrow_mut().push(d.contents.clone());
+        }
+        false
+    }));
+    let attacker: std::net::SocketAddr = "203.0.113.66:4444".parse().unwrap();
+    let id = stream_id(&mut sim, a, hs.offerer, 0);
+    let data = carrier_tests::payload(1 << 20, 43);
+    let mut written = 0;
+    let deadline = sim.now + Duration::from_secs(30);
+    while sim
+        .received(b, hs.answerer, 0)
+        .iter()
+        .map(|c| c.len())
+        .sum::<usize>()
+        < data.len()
+    {
+        let now = sim.now;
+        if written < data.len() {
+            if let Ok(n) = sim.session(a, hs.offerer).write(now, id, &data[written..]) {
+                written += n;
+            }
+        }
+        sim.drain(a);
+        // The copies land first: the originals are still on the (250 µs) link.
+        for contents in copies.borrow_mut().drain(..) {
+            sim.ep(b).handle_input(Input::Receive {
+                now,
+                source: attacker,
+                destination: bob_addr,
+                contents,
+            });
+        }
+        sim.drain(b);
+        assert!(sim.step() && sim.now < deadline, "the transfer stalled");
+    }
+    assert_eq!(taken.get(), 20, "the scenario raced 20 copies");
+    let got: Vec<u8> = sim
+        .received(b, hs.answerer, 0)
+        .iter()
+        .flat_map(|c| c.to_vec())
+        .collect();
+    assert_eq!(got, data);
+    let stats = sim.ep(b).stats();
+    assert_eq!(stats.dropped_authenticated, 20, "{stats:?}");
+    assert_eq!(
+        stats.dropped_replay, 0,
+        "no original was refused as a replay"
+    );
+}

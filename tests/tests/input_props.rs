@@ -169,13 +169,19 @@ fn an_undrained_flood_of_datagrams_is_bounded_by_the_event_limit() {
             packets.push(t);
         }
     }
-    // Datagrams share the congestion window: what did not fit was dropped at the sender.
+    // Datagrams share the congestion window: what did not fit waits in the sender's
+    // datagram queue (nothing is dropped at the sender).
     let n = packets.len() as u64;
     assert!(
         n >= 100,
         "the initial window lets at least 100 small datagrams out ({n})"
     );
-    assert_eq!(sim.ep(a).stats().datagrams_congestion_dropped, 1000 - n);
+    assert_eq!(sim.ep(a).stats().datagrams_queued, 1000 - n);
+    assert_eq!(sim.ep(a).stats().datagrams_congestion_dropped, 0);
+    assert_eq!(
+        sim.session(a, hs.offerer).queued_datagram_bytes() as u64,
+        (1000 - n) * 4
+    );
     // Bob's application never drains: the queue stops at the limit and the rest is counted.
     let ep = sim.ep(b);
     for t in packets {

@@ -176,6 +176,9 @@ pub(crate) struct Mux {
     turn_left: usize,
     /// Channels draining (closed with data still unacknowledged).
     draining: usize,
+    /// The stream is closing: no more writes, and its close waits until every channel's
+    /// data is acknowledged (see [`Mux::is_flushed`]).
+    closing: bool,
     /// Send-buffer blocks shared by the channels (the most recently freed is reused first).
     pool: BlockPool,
     /// Out-of-order segments held across all channels now.
@@ -217,6 +220,7 @@ impl Mux {
             segments_held: 0,
             turn_left: 0,
             draining: 0,
+            closing: false,
             pool: BlockPool::new(POOL_BLOCKS),
             cfg: cfg.clone(),
         }
@@ -321,6 +325,9 @@ impl Mux {
     pub(crate) fn write(&mut self, id: ChannelId, data: Payload<'_>) -> Result<usize, Error> {
         if !self.reliable {
             return Err(ChannelError::WrongStreamKind.into());
+        }
+        if self.closing {
+            return Err(Error::Finished);
         }
         self.check_send(id)?;
         let io = self
@@ -974,9 +981,19 @@ impl Mux {
         Ok(())
     }
 
-    /// Whether a stream close must wait: channels still draining.
-    pub(crate) fn is_drained(&self) -> bool {
+    /// The stream is being closed: refuse new writes from now on; what was written still
+    /// goes out (the stream's close waits for [`Mux::is_flushed`]).
+    pub(crate) fn flush_for_close(&mut self) {
+        self.closing = true;
+    }
+
+    /// Every channel's data, and every control record, has been acknowledged: the peer
+    /// has all of it, so the stream may be closed (and its channels closed Normal) without
+    /// cutting a transfer short.
+    pub(crate) fn is_flushed(&self) -> bool {
         self.draining == 0
+            && self.ctl_send.all_acked()
+            && self.channels.values().all(|io| io.send.all_acked())
     }
 
     // ---- unreliable keepalive ----

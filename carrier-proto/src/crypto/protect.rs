@@ -142,7 +142,9 @@ impl Protection {
 
     /// Authenticates and decrypts `body` (ciphertext then tag) in place; returns the
     /// plaintext length. A packet number seen before, or too old, is refused before any
-    /// work; one is recorded only once its packet authenticated.
+    /// work. The number is not recorded here: the caller calls [`Protection::accept`] once
+    /// the packet was processed, so a dropped packet (an authentic copy from an address
+    /// that is not the peer's) leaves no mark and its original is still taken.
     pub(crate) fn open(
         &mut self,
         pn: u64,
@@ -186,8 +188,12 @@ impl Protection {
                 self.open_prev = Some(core::mem::replace(&mut self.open, next));
             }
         }
-        self.replay.insert(pn);
         Ok(len)
+    }
+
+    /// Records `pn` in the replay window: its packet authenticated and was processed.
+    pub(crate) fn accept(&mut self, pn: u64) {
+        self.replay.insert(pn);
     }
 
     fn forged(&mut self) -> OpenError {
@@ -248,7 +254,10 @@ mod tests {
         let mut good = body.clone();
         assert_eq!(b.open(7, b"header", &mut good), Ok(msg.len()));
         assert_eq!(&good[..msg.len()], msg);
-        // The same packet again is a replay.
+        // Not yet accepted (the session may still drop it): it opens again.
+        assert_eq!(b.open(7, b"header", &mut body.clone()), Ok(msg.len()));
+        b.accept(7);
+        // The same packet again, once accepted, is a replay.
         assert_eq!(
             b.open(7, b"header", &mut body.clone()),
             Err(OpenError::Replay)

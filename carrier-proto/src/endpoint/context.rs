@@ -33,6 +33,8 @@ pub(crate) struct Context {
     /// The latest time the driver told us (inputs and application calls), for the packets
     /// `poll_output` builds on demand.
     pub(crate) now: crate::time::Instant,
+    /// `SessionRequest` events in `events` (bounded by `Config::max_queued_requests`).
+    pub(crate) queued_requests: usize,
     /// Packets are built here and split off as `Bytes`.
     tx: Slab,
     /// Where protected packets are decrypted (a copy of the ciphertext, opened in place).
@@ -50,6 +52,7 @@ impl Context {
             transmits: VecDeque::new(),
             stats: EndpointStats::default(),
             now: crate::time::Instant::ZERO,
+            queued_requests: 0,
             tx: Slab::new(TX_SLAB, TX_POOL),
             rx: Slab::new(TX_SLAB, TX_POOL),
         }

@@ -146,8 +146,12 @@ impl SessionMut<'_> {
     ///
     /// - Unreliable: `data` goes out as one datagram; returns its length. Larger than
     ///   [`max_datagram_size`](Self::max_datagram_size) is an error and sends nothing. When
-    ///   the congestion window is full the datagram is dropped (counted in
-    ///   `EndpointStats::datagrams_congestion_dropped`), as a full network queue would.
+    ///   the congestion window is full the datagram waits in the session's send queue
+    ///   (bounded by [`Config::datagram_send_buffer`](crate::Config::datagram_send_buffer))
+    ///   and goes out at the controller's pace; with the queue full it is
+    ///   [`Error::WouldBlock`] and an [`Event::Writable`](crate::Event::Writable) follows
+    ///   (or, under [`DatagramPolicy::DropOldest`](crate::DatagramPolicy::DropOldest), the
+    ///   oldest queued datagrams make room, counted and reported).
     /// - Reliable: takes as much as the send buffer has room for and returns how much
     ///   (possibly less than `data.len()`); with no room at all it is
     ///   [`Error::WouldBlock`], and an [`Event::Writable`](crate::Event::Writable) follows
@@ -178,19 +182,51 @@ impl SessionMut<'_> {
         self.session.writable_bytes(stream)
     }
 
-    /// Aborts a stream: the peer is told (its stream closes with
-    /// `ClosedByPeer(CloseReason::Error)`) and both sides drop what was not delivered.
+    /// Aborts a stream: the peer is told at once (its stream closes with
+    /// `ClosedByPeer(CloseReason::Error)`, without [`Event::StreamFinished`], so its reader
+    /// knows the data was cut short); both sides drop what was not delivered, and this side
+    /// closes with [`StateReason::AbortedLocally`](crate::StateReason::AbortedLocally).
     pub fn abort_stream(&mut self, now: Instant, stream: StreamId) -> Result<(), Error> {
         self.at(now);
         self.session.abort_stream(self.ctx, now, stream)
     }
 
-    /// Closes one stream and tells the peer. A reliable stream closes gracefully: queued
-    /// data and a FIN go out first, and the stream becomes Closed on both sides once both
-    /// directions are acknowledged. An unreliable stream closes at once.
+    /// Half-closes a reliable stream: no more writes ([`Error::Finished`]); a FIN follows
+    /// the data written so far. The peer reads every byte, then
+    /// [`Event::StreamFinished`], and may go on writing: this side keeps reading. Once the
+    /// peer acknowledged everything, [`Event::StreamAcknowledged`] reports it; the stream
+    /// is Closed when both directions are finished.
+    ///
+    /// ```
+    /// # use carrier_proto::*;
+    /// # let mut ep = Endpoint::new(Config::default().with_seed([1; 32]));
+    /// # let s = ep.new_session("peer").unwrap();
+    /// # let st = ep.session(s).unwrap().add_stream(StreamType::Text, StreamOptions::RELIABLE).unwrap();
+    /// // Not Connected yet: there is nothing to finish.
+    /// assert!(matches!(
+    ///     ep.session(s).unwrap().finish_stream(Instant::ZERO, st),
+    ///     Err(Error::StreamState { .. })
+    /// ));
+    /// ```
+    pub fn finish_stream(&mut self, now: Instant, stream: StreamId) -> Result<(), Error> {
+        self.at(now);
+        self.session.finish_stream(stream)
+    }
+
+    /// Closes one stream and tells the peer. A reliable stream closes gracefully: no more
+    /// writes; queued data and a FIN go out first, and once the peer has acknowledged all
+    /// of it the stream is Closed here and the peer is told (CLOSE Normal; its reader has
+    /// every byte and [`Event::StreamFinished`] by then). What the peer had still to send
+    /// on it is discarded. An unreliable stream closes at once.
     pub fn close_stream(&mut self, now: Instant, stream: StreamId) -> Result<(), Error> {
         self.at(now);
         self.session.close_stream(self.ctx, now, stream)
+    }
+
+    /// Bytes of datagrams waiting in the session's send queue for the congestion window
+    /// (at most [`Config::datagram_send_buffer`](crate::Config::datagram_send_buffer)).
+    pub fn queued_datagram_bytes(&self) -> usize {
+        self.session.datagrams.queued_bytes()
     }
 
     // ---- channels (MULTIPLEXING streams) ----
@@ -243,7 +279,8 @@ impl SessionMut<'_> {
     /// buffer ([`Error::WouldBlock`] if nothing fits;
     /// [`Event::ChannelWritable`](crate::Event::ChannelWritable) follows). On an unreliable
     /// stream: sends `data` as one datagram (at most
-    /// [`max_channel_datagram_size`](Self::max_channel_datagram_size)).
+    /// [`max_channel_datagram_size`](Self::max_channel_datagram_size)), queued like a
+    /// stream datagram while the congestion window is full (see [`write`](Self::write)).
     ///
     /// While the peer has the channel paused (pend), nothing is taken: [`Error::WouldBlock`]
     /// until [`Event::ChannelResumed`](crate::Event::ChannelResumed).

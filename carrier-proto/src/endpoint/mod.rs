@@ -135,6 +135,24 @@ pub struct EndpointStats {
     pub keys_exhausted: u64,
     /// Path MTU probes sent (see [`Config::mtu_ceiling`](crate::Config::mtu_ceiling)).
     pub mtu_probes_sent: u64,
+    /// Datagrams queued because the congestion window was full (sent later, at the
+    /// controller's pace).
+    pub datagrams_queued: u64,
+    /// Queued datagrams dropped to make room under
+    /// [`DatagramPolicy::DropOldest`](crate::DatagramPolicy::DropOldest).
+    pub datagrams_dropped_oldest: u64,
+    /// Offers refused by [`Endpoint::handle_offer`] because
+    /// [`Config::max_queued_requests`](crate::Config::max_queued_requests) requests were
+    /// already waiting for the application.
+    pub requests_refused: u64,
+    /// Graceful session closes that ran out of
+    /// [`Config::close_linger`](crate::Config::close_linger) before the peer acknowledged
+    /// everything.
+    pub close_lingers_expired: u64,
+    /// Authenticated packets dropped without effect (from an address that is not the
+    /// peer's, or not expected now); their packet numbers stay open in the replay window,
+    /// so a racing copy cannot shadow the original.
+    pub dropped_authenticated: u64,
 }
 
 /// A session table slot: a random tag (the id's high half) and maybe a session.
@@ -142,6 +160,9 @@ pub struct EndpointStats {
 struct Slot {
     tag: u32,
     session: Option<Session>,
+    /// The application closed the session: the slot is freed as soon as it has ended (a
+    /// graceful close keeps it while it flushes).
+    release: bool,
 }
 
 /// One socket's worth of sessions: routes datagrams, runs timers, queues outputs.
@@ -242,6 +263,7 @@ impl Endpoint {
                 self.slots.push(Slot {
                     tag: 0,
                     session: None,
+                    release: false,
                 });
                 (self.slots.len() - 1) as u32
             }
@@ -251,6 +273,7 @@ impl Endpoint {
         self.slots[index as usize] = Slot {
             tag,
             session: Some(session),
+            release: false,
         };
         self.live += 1;
         Ok(id)
@@ -287,19 +310,55 @@ impl Endpoint {
             .filter_map(|s| s.session.as_ref().map(|s| s.id))
     }
 
-    /// Closes a session (the original's `close`): tells the peer if connected, ends every
-    /// stream with a state change to Closed, and frees the id. Events already queued for it
-    /// are still delivered.
+    /// Closes a session gracefully (the seed's `close`): every reliable stream delivers
+    /// what was written (data, then FIN, all acknowledged), queued datagrams go out, and
+    /// only then is the peer told (CLOSE Normal) and the session ended — each stream
+    /// reports Closed as it finishes. If the peer has not acknowledged everything within
+    /// [`Config::close_linger`](crate::Config::close_linger), the session ends anyway: the
+    /// peer is told with reason Timeout and the streams close with
+    /// [`StateReason::CloseTimeout`](crate::StateReason::CloseTimeout). New writes are
+    /// refused from now on; the id is freed once the session has ended. Closing a session
+    /// that is already closing does nothing. Events already queued are still delivered.
     pub fn close_session(&mut self, now: Instant, id: SessionId) -> Result<(), Error> {
         let i = self.slot_of(id).ok_or(Error::UnknownSession)?;
         self.ctx.now = self.ctx.now.max(now);
-        if let Some(mut session) = self.slots[i].session.take() {
+        if let Some(session) = self.slots[i].session.as_mut() {
             session.close(&mut self.ctx, now);
         }
-        self.slots[i].tag = 0;
-        self.free.push(i as u32);
-        self.live -= 1;
+        self.slots[i].release = true;
+        self.reap(i);
         Ok(())
+    }
+
+    /// Aborts a session: the peer is told at once (CLOSE with reason Error, so its readers
+    /// see an error, not a clean end), every stream closes with
+    /// [`StateReason::AbortedLocally`](crate::StateReason::AbortedLocally), nothing queued
+    /// is sent, and the id is freed. Also ends a graceful close still flushing.
+    pub fn abort_session(&mut self, now: Instant, id: SessionId) -> Result<(), Error> {
+        let i = self.slot_of(id).ok_or(Error::UnknownSession)?;
+        self.ctx.now = self.ctx.now.max(now);
+        if let Some(session) = self.slots[i].session.as_mut() {
+            session.abort(&mut self.ctx, now);
+        }
+        self.slots[i].release = true;
+        self.reap(i);
+        Ok(())
+    }
+
+    /// Frees slot `i` if its session was closed by the application and has ended.
+    fn reap(&mut self, i: usize) {
+        let slot = &mut self.slots[i];
+        let ended = slot
+            .session
+            .as_ref()
+            .is_some_and(|s| s.phase == crate::session::SessionPhase::Ended);
+        if slot.release && ended {
+            slot.session = None;
+            slot.release = false;
+            slot.tag = 0;
+            self.free.push(i as u32);
+            self.live -= 1;
+        }
     }
 
     /// Routes requests whose bundle starts with `prefix` to a new handler id (the longest
@@ -338,8 +397,17 @@ impl Endpoint {
                 max: self.ctx.config.max_peer_id_len,
             });
         }
+        let max = self.ctx.config.max_queued_requests;
+        if self.ctx.queued_requests >= max {
+            self.ctx.stats.requests_refused += 1;
+            return Err(Error::Limit {
+                what: "queued session requests",
+                max,
+            });
+        }
         let offer = Offer::parse(offer_sdp, &self.ctx.config.sdp)?;
         let handler = self.route_bundle(offer.bundle().unwrap_or(""));
+        self.ctx.queued_requests += 1;
         self.ctx.emit(Event::SessionRequest {
             handler,
             peer: String::from(peer),
@@ -378,10 +446,11 @@ impl Endpoint {
                 contents,
             } => self.handle_datagram(now, source, destination, contents),
             Input::Timeout(now) => {
-                for slot in &mut self.slots {
-                    if let Some(s) = slot.session.as_mut() {
+                for i in 0..self.slots.len() {
+                    if let Some(s) = self.slots[i].session.as_mut() {
                         if s.next_timeout(&self.ctx) <= now {
                             s.handle_timeout(&mut self.ctx, now);
+                            self.reap(i);
                         }
                     }
                 }
@@ -461,12 +530,22 @@ impl Endpoint {
             payload,
             datagram: &datagram,
         };
-        if let Err(drop) = session.handle_packet(&mut self.ctx, packet) {
+        let result = session.handle_packet(&mut self.ctx, packet);
+        // Only a packet the session took marks the replay window: a dropped one (a copy
+        // raced in from another address, say) must leave its number open for the original.
+        if let Some(p) = session.protection.as_deref_mut() {
+            match result {
+                Ok(()) => p.accept(header.packet_number),
+                Err(_) => self.ctx.stats.dropped_authenticated += 1,
+            }
+        }
+        if let Err(drop) = result {
             match drop {
                 crate::session::Drop::Malformed => self.ctx.stats.dropped_malformed += 1,
                 crate::session::Drop::Unexpected => self.ctx.stats.dropped_unexpected += 1,
             }
         }
+        self.reap(slot);
     }
 
     /// The next thing for the driver: a datagram to send, an event, or — when both queues
@@ -480,6 +559,9 @@ impl Endpoint {
             return Output::Transmit(t);
         }
         if let Some(e) = self.ctx.events.pop_front() {
+            if let Event::SessionRequest { .. } = e {
+                self.ctx.queued_requests -= 1;
+            }
             // The application has the bytes now: their credit goes back to the peer (unless
             // the driver returns it itself, as its reader consumes them).
             match &e {
@@ -514,7 +596,9 @@ impl Endpoint {
             let Some(s) = self.slots[i].session.as_mut() else {
                 continue;
             };
-            if s.poll_transmit(&mut self.ctx, now) {
+            let sent = s.poll_transmit(&mut self.ctx, now);
+            self.reap(i);
+            if sent {
                 self.tx_cursor = (i + 1) % n;
                 if let Some(t) = self.ctx.transmits.pop_front() {
                     return Output::Transmit(t);

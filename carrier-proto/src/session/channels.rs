@@ -153,25 +153,7 @@ impl Session {
                 max,
             });
         }
-        let frame = Frame::Channel(ChannelFrame::Datagram {
-            stream: stream.0,
-            channel: channel.as_u64(),
-            data,
-        });
-        // Like stream datagrams, channel datagrams are dropped (and counted) over the window.
-        if !self
-            .transport
-            .window_allows(frame.encoded_len() + self.overhead())
-        {
-            ctx.stats.datagrams_congestion_dropped += 1;
-            return Ok(data.len());
-        }
-        self.send_frames(ctx, now, &[frame]);
-        ctx.stats.datagrams_sent += 1;
-        if let Some(m) = self.streams[stream.index()].mux.as_deref_mut() {
-            m.on_datagram_sent(channel, now);
-        }
-        Ok(data.len())
+        self.send_datagram(ctx, now, stream, Some(channel), data)
     }
 
     /// The application took `n` bytes of a channel's data out of the event queue.

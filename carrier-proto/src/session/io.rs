@@ -142,7 +142,9 @@ impl Session {
                             reason: CloseReason::Timeout,
                         };
                         self.send_frames(ctx, now, &[frame]);
+                        self.closing = None;
                         self.end(ctx, StreamState::Closed, StateReason::IdleTimeout);
+                        return;
                     } else if now >= self.last_tx + ctx.config.keepalive_interval
                         && !self.transport.recovery.has_ack_eliciting_in_flight()
                     {
@@ -152,6 +154,7 @@ impl Session {
                         self.on_channel_timeout(ctx, now);
                     }
                 }
+                self.check_closing(ctx, now);
             }
             _ => {}
         }
@@ -358,6 +361,7 @@ impl Session {
             self.transport
                 .on_packet_received(now, packet_number, eliciting, payload.len());
         }
+        self.check_closing(ctx, now);
         Ok(())
     }
 
@@ -378,15 +382,6 @@ impl Session {
             data,
         }) {
             ctx.stats.datagrams_dropped += 1;
-        }
-    }
-
-    fn on_close(&mut self, ctx: &mut Context, scope: u8, reason: CloseReason) {
-        let why = Some(StateReason::ClosedByPeer(reason));
-        if scope == SESSION_SCOPE {
-            self.end(ctx, StreamState::Closed, StateReason::ClosedByPeer(reason));
-        } else if self.streams.get(usize::from(scope)).is_some() {
-            self.set_state(ctx, usize::from(scope), StreamState::Closed, why);
         }
     }
 
@@ -430,98 +425,6 @@ impl Session {
                 max,
             });
         }
-        // Datagrams share the congestion budget: over it they are dropped, not queued.
-        if !self
-            .transport
-            .window_allows(data.len() + self.overhead() + Frame::DATAGRAM_OVERHEAD)
-        {
-            ctx.stats.datagrams_congestion_dropped += 1;
-            return Ok(data.len());
-        }
-        let frame = Frame::Datagram {
-            stream: stream.0,
-            data,
-        };
-        self.send_frames(ctx, now, &[frame]);
-        ctx.stats.datagrams_sent += 1;
-        Ok(data.len())
-    }
-
-    /// Closes one stream and tells the peer.
-    pub(crate) fn close_stream(
-        &mut self,
-        ctx: &mut Context,
-        now: Instant,
-        stream: StreamId,
-    ) -> Result<(), Error> {
-        let s = self.stream(stream).ok_or(Error::UnknownStream)?;
-        if s.state.is_terminal() {
-            return Ok(());
-        }
-        if s.state == StreamState::Connected && s.reliable.is_some() {
-            // Graceful: the FIN follows the queued data; the stream closes once both
-            // directions are finished (see `after_progress`).
-            if let Some(r) = self.streams[stream.index()].reliable.as_mut() {
-                r.closed_locally = true;
-                r.send.finish();
-            }
-            return Ok(());
-        }
-        self.close_now(ctx, now, stream, CloseReason::Normal);
-        Ok(())
-    }
-
-    /// Tells the peer (if connected) and closes the stream at once.
-    fn close_now(
-        &mut self,
-        ctx: &mut Context,
-        now: Instant,
-        stream: StreamId,
-        reason: CloseReason,
-    ) {
-        if self
-            .stream(stream)
-            .is_some_and(|s| s.state == StreamState::Connected)
-        {
-            let frame = Frame::Close {
-                scope: stream.0,
-                reason,
-            };
-            self.send_frames(ctx, now, &[frame]);
-        }
-        self.set_state(
-            ctx,
-            stream.index(),
-            StreamState::Closed,
-            Some(StateReason::ClosedLocally),
-        );
-    }
-
-    /// Aborts a stream: tells the peer (CLOSE with reason Error) and closes it at once,
-    /// discarding whatever was not yet delivered in either direction.
-    pub(crate) fn abort_stream(
-        &mut self,
-        ctx: &mut Context,
-        now: Instant,
-        stream: StreamId,
-    ) -> Result<(), Error> {
-        let s = self.stream(stream).ok_or(Error::UnknownStream)?;
-        if s.state.is_terminal() {
-            return Ok(());
-        }
-        self.close_now(ctx, now, stream, CloseReason::Error);
-        Ok(())
-    }
-
-    /// Closes the session: tells the peer (if there is a path) and ends every stream.
-    pub(crate) fn close(&mut self, ctx: &mut Context, now: Instant) {
-        if self.phase == SessionPhase::Started {
-            let frame = Frame::Close {
-                scope: SESSION_SCOPE,
-                reason: CloseReason::Normal,
-            };
-            self.send_frames(ctx, now, &[frame]);
-        }
-        self.end(ctx, StreamState::Closed, StateReason::ClosedLocally);
+        self.send_datagram(ctx, now, stream, None, data)
     }
 }

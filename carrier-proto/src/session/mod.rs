@@ -7,6 +7,8 @@
 //! pairs), `io.rs` (packets in and out, timers, datagrams).
 
 mod channels;
+mod close;
+mod datagrams;
 mod io;
 mod lifecycle;
 mod mtu;
@@ -33,7 +35,9 @@ fn channel_reason(reason: Option<StateReason>) -> crate::types::CloseReason {
     match reason {
         Some(StateReason::ClosedLocally) => CloseReason::Normal,
         Some(StateReason::ClosedByPeer(r)) => r,
-        Some(StateReason::IdleTimeout | StateReason::ConnectTimeout) => CloseReason::Timeout,
+        Some(
+            StateReason::IdleTimeout | StateReason::ConnectTimeout | StateReason::CloseTimeout,
+        ) => CloseReason::Timeout,
         _ => CloseReason::Error,
     }
 }
@@ -130,6 +134,10 @@ pub(crate) struct Session {
     pub(crate) ephemeral: Option<crate::crypto::Ephemeral>,
     /// The packet keys of a protected session (every packet sealed), once derived.
     pub(crate) protection: Option<alloc::boxed::Box<crate::crypto::Protection>>,
+    /// A graceful close is flushing until this deadline (`Config::close_linger`).
+    pub(crate) closing: Option<Instant>,
+    /// Datagrams waiting for the congestion window.
+    pub(crate) datagrams: datagrams::DatagramQueue,
 }
 
 impl Session {
@@ -159,6 +167,8 @@ impl Session {
             refused_rx: false,
             ephemeral: None,
             protection: None,
+            closing: None,
+            datagrams: datagrams::DatagramQueue::default(),
         }
     }
 
@@ -215,6 +225,7 @@ impl Session {
             reason,
         });
         if to.is_terminal() {
+            self.datagrams.discard_stream(stream.id.0);
             // The stream's channels end with it, each with one ChannelClosed.
             if let Some(mut mux) = stream.mux.take() {
                 mux.close_all(ctx, self.id, channel_reason(reason));
@@ -245,6 +256,7 @@ impl Session {
             }
         }
         self.phase = SessionPhase::Ended;
+        self.closing = None;
         self.path.stop();
     }
 
@@ -275,6 +287,9 @@ impl Session {
                         })
                         .min(self.last_rx + ctx.config.idle_timeout)
                         .min(self.channel_timeout());
+                }
+                if let Some(deadline) = self.closing {
+                    at = at.min(deadline);
                 }
                 at
             }

@@ -45,6 +45,17 @@ impl Session {
                 return true;
             }
         }
+        if self.closing.is_some() {
+            // A graceful close whose last CLOSE frames went out in the previous packet ends
+            // now rather than when the next packet arrives.
+            self.check_closing(ctx, now);
+            if self.phase != SessionPhase::Started {
+                return !ctx.transmits.is_empty();
+            }
+        }
+        if self.poll_datagram(ctx, now) {
+            return true;
+        }
         let mtu = self.mtu.current();
         self.process_channel_backlogs(ctx, now);
         let blocked_due = self.blocked_frames_due();
@@ -407,7 +418,6 @@ impl Session {
                 self.on_mux_result(ctx, now, i, result);
             }
             let s = &mut self.streams[i];
-            let drained = s.mux.as_ref().is_none_or(|m| m.is_drained());
             let Some(r) = s.reliable.as_mut() else {
                 continue;
             };
@@ -418,14 +428,7 @@ impl Session {
                     stream: s.id,
                 });
             }
-            if r.is_closed() && drained && s.state == StreamState::Connected {
-                let reason = if r.closed_locally {
-                    StateReason::ClosedLocally
-                } else {
-                    StateReason::ClosedByPeer(crate::types::CloseReason::Normal)
-                };
-                self.set_state(ctx, i, StreamState::Closed, Some(reason));
-            }
+            self.check_stream_closed(ctx, i);
         }
     }
 
@@ -470,9 +473,13 @@ impl Session {
                 r.recv_high = r.recv_high.max(end);
                 t.data_received += new_bytes;
                 if finished {
-                    // Carrier closes a stream as a whole: the peer's FIN closes our side too,
-                    // after the data we still have queued.
-                    r.send.finish();
+                    // Half-close: the peer is done writing; our side writes on until it
+                    // finishes too (or closes).
+                    ctx.emit(Event::StreamFinished {
+                        session: id,
+                        stream: sid,
+                    });
+                    self.check_stream_closed(ctx, usize::from(stream));
                 }
                 true
             }
@@ -549,10 +556,7 @@ impl Session {
             .and_then(|s| s.reliable.as_mut())
             .ok_or(Error::UnknownStream)?;
         if r.send.is_finishing() {
-            return Err(Error::StreamState {
-                op: "write after close",
-                state: StreamState::Connected,
-            });
+            return Err(Error::Finished);
         }
         let len = data.len();
         let n = r.send.write_payload(data);

@@ -42,6 +42,13 @@ pub enum StateReason {
     /// The session's keys are used up (the packet-number space, or too many forged
     /// packets): it stopped rather than reuse a nonce.
     KeysExhausted,
+    /// A graceful session close ran out of [`Config::close_linger`](crate::Config::close_linger)
+    /// before the peer acknowledged everything: what was not acknowledged may be lost, and
+    /// the peer was told so (reason Timeout).
+    CloseTimeout,
+    /// The application aborted the stream or its session: what was not delivered is
+    /// discarded, and the peer was told (reason Error).
+    AbortedLocally,
 }
 
 /// A transition the state machine does not have (a bug, reported rather than done).

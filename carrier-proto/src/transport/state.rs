@@ -28,8 +28,14 @@ pub(crate) struct Reliable {
     pub(crate) want_writable: bool,
     /// Highest offset received (connection flow control counts new bytes by it).
     pub(crate) recv_high: u64,
-    /// The application closed it (vs. the peer): decides the Closed reason.
+    /// This side finished first (vs. the peer): decides the Closed reason.
     pub(crate) closed_locally: bool,
+    /// The application closed the stream as a whole (not only its writing half): it is
+    /// Closed once our data and FIN are acknowledged, and the peer is told with
+    /// CLOSE(Normal), whatever it still had to send.
+    pub(crate) closing: bool,
+    /// `StreamAcknowledged` was reported.
+    pub(crate) acknowledged: bool,
 }
 
 impl Reliable {
@@ -47,6 +53,8 @@ impl Reliable {
             want_writable: false,
             recv_high: 0,
             closed_locally: false,
+            closing: false,
+            acknowledged: false,
         }
     }
 
