@@ -137,6 +137,17 @@ pub enum Event {
         /// Why.
         reason: CloseReason,
     },
+    /// The peer finished writing on a reliable channel (half-close): every byte it wrote
+    /// was delivered, in the `ChannelData` events before this one. The channel stays open
+    /// for our writes; it closes Normal once we finish too.
+    ChannelFinished {
+        /// The stream's session.
+        session: SessionId,
+        /// The stream.
+        stream: StreamId,
+        /// The channel.
+        channel: ChannelId,
+    },
     /// The peer asks us to stop sending on a channel: writes return
     /// [`Error::WouldBlock`](crate::Error::WouldBlock) until [`Event::ChannelResumed`].
     ChannelPending {

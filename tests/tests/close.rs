@@ -457,3 +457,118 @@ fn a_session_closed_before_it_connected_ends_at_once() {
     sim.ep(a).close_session(Instant::ZERO, s).unwrap();
     assert!(sim.ep(a).session(s).is_err());
 }
+
+/// Events of one channel on a peer.
+fn channel_events(
+    sim: &Sim,
+    peer: PeerIdx,
+    ch: carrier_proto::ChannelId,
+) -> (Vec<u8>, bool, Vec<CloseReason>) {
+    let mut data = Vec::new();
+    let mut fin = false;
+    let mut closes = Vec::new();
+    for (_, e) in &sim.peers[peer].events {
+        match e {
+            Event::ChannelData {
+                channel, data: d, ..
+            } if *channel == ch => {
+                assert!(!fin, "data after ChannelFinished");
+                data.extend_from_slice(d);
+            }
+            Event::ChannelFinished { channel, .. } if *channel == ch => fin = true,
+            Event::ChannelClosed {
+                channel, reason, ..
+            } if *channel == ch => closes.push(*reason),
+            _ => {}
+        }
+    }
+    (data, fin, closes)
+}
+
+#[test]
+fn a_channel_half_closes_for_a_request_and_its_response() {
+    let (mut sim, hs) = connected(
+        8,
+        LinkConfig::wan().with_loss(0.05),
+        Config::default(),
+        &[MUX],
+    );
+    let (sa, sb) = (
+        stream_id(&mut sim, 0, hs.offerer, 0),
+        stream_id(&mut sim, 1, hs.answerer, 0),
+    );
+    let now = sim.now;
+    let ch = sim
+        .session(0, hs.offerer)
+        .open_channel(now, sa, b"rpc")
+        .unwrap();
+    sim.drain(0);
+    let deadline = sim.now + Duration::from_secs(10);
+    assert!(sim.run_until(deadline, |sim| {
+        sim.peers[1]
+            .events
+            .iter()
+            .any(|(_, e)| matches!(e, Event::ChannelOpen { .. }))
+    }));
+    let now = sim.now;
+    sim.session(1, hs.answerer)
+        .accept_channel(now, sb, ch)
+        .unwrap();
+    sim.drain(1);
+    assert!(sim.run_until(deadline, |sim| {
+        sim.peers[0]
+            .events
+            .iter()
+            .any(|(_, e)| matches!(e, Event::ChannelOpened { .. }))
+    }));
+
+    let request = payload(30_000, 8);
+    let now = sim.now;
+    assert_eq!(
+        sim.session(0, hs.offerer)
+            .write_channel(now, sa, ch, &request)
+            .unwrap(),
+        request.len()
+    );
+    sim.session(0, hs.offerer)
+        .finish_channel(now, sa, ch)
+        .unwrap();
+    assert_eq!(
+        sim.session(0, hs.offerer)
+            .write_channel(now, sa, ch, b"more"),
+        Err(carrier_proto::Error::Finished)
+    );
+    sim.drain(0);
+    let deadline = sim.now + Duration::from_secs(30);
+    assert!(sim.run_until(deadline, |sim| channel_events(sim, 1, ch).1));
+    assert_eq!(channel_events(&sim, 1, ch).0, request);
+    assert!(
+        channel_events(&sim, 1, ch).2.is_empty(),
+        "still open for the answer"
+    );
+
+    let response = payload(20_000, 9);
+    let now = sim.now;
+    assert_eq!(
+        sim.session(1, hs.answerer)
+            .write_channel(now, sb, ch, &response)
+            .unwrap(),
+        response.len()
+    );
+    sim.session(1, hs.answerer)
+        .finish_channel(now, sb, ch)
+        .unwrap();
+    sim.drain(1);
+    let deadline = sim.now + Duration::from_secs(30);
+    assert!(
+        sim.run_until(deadline, |sim| !channel_events(sim, 0, ch).2.is_empty()
+            && !channel_events(sim, 1, ch).2.is_empty())
+    );
+    let (got, fin, closes) = channel_events(&sim, 0, ch);
+    assert_eq!(got, response);
+    assert!(fin);
+    assert_eq!(closes, [CloseReason::Normal]);
+    sim.run_for(Duration::from_secs(1));
+    assert_eq!(channel_events(&sim, 1, ch).2, [CloseReason::Normal]);
+    assert_eq!(channel_events(&sim, 0, ch).2, [CloseReason::Normal]);
+}

@@ -71,6 +71,9 @@ struct ChannelIo {
     want_writable: bool,
     /// Closed locally with Normal: the CLOSE record waits until our data is acknowledged.
     draining: bool,
+    /// This side finished writing (half-close): a FIN follows the data; the channel closes
+    /// Normal once the peer has finished too and our FIN is acknowledged.
+    finished: bool,
     /// The peer paused the channel (PEND; the table's flag, kept here for the send path).
     remote_paused: bool,
     /// Unreliable streams: when we last heard from the peer on this channel.
@@ -107,6 +110,7 @@ impl ChannelIo {
             credit_queued: false,
             want_writable: false,
             draining: false,
+            finished: false,
             remote_paused: false,
             last_rx: now,
             last_tx: now,
@@ -166,6 +170,9 @@ pub(crate) struct Mux {
     writable: Vec<u64>,
     /// Drained channels whose CLOSE record is due.
     drained: VecDeque<u64>,
+    /// Channels finished in both directions, to close Normal when the control stream has
+    /// room.
+    half_closed: VecDeque<u64>,
     /// Unreliable streams: the earliest keepalive or idle deadline (never later than it).
     timer: Instant,
     /// See [`Self::take_plain_turn`].
@@ -214,6 +221,7 @@ impl Mux {
             credit: VecDeque::new(),
             writable: Vec::new(),
             drained: VecDeque::new(),
+            half_closed: VecDeque::new(),
             timer: Instant::FAR_FUTURE,
             plain_turn: false,
             max_segments,
@@ -326,7 +334,7 @@ impl Mux {
         if !self.reliable {
             return Err(ChannelError::WrongStreamKind.into());
         }
-        if self.closing {
+        if self.closing || self.channels.get(&id.0).is_some_and(|io| io.finished) {
             return Err(Error::Finished);
         }
         self.check_send(id)?;
@@ -346,6 +354,66 @@ impl Mux {
             return Err(Error::WouldBlock);
         }
         Ok(n)
+    }
+
+    /// Half-closes a reliable channel: no more writes; a FIN follows the data. The peer
+    /// reads everything, then `ChannelFinished`, and may write on; the channel closes
+    /// Normal on both sides once both directions are finished.
+    pub(crate) fn finish(&mut self, id: ChannelId) -> Result<(), Error> {
+        if !self.reliable {
+            return Err(ChannelError::WrongStreamKind.into());
+        }
+        match self.table.state(id) {
+            Some(ChannelState::Open) => {}
+            Some(state) => {
+                return Err(ChannelError::WrongState {
+                    op: "finish_channel",
+                    state,
+                }
+                .into());
+            }
+            None => return Err(ChannelError::UnknownChannel.into()),
+        }
+        let io = self
+            .channels
+            .get_mut(&id.0)
+            .ok_or(ChannelError::UnknownChannel)?;
+        if !io.finished {
+            io.finished = true;
+            io.want_writable = false;
+            io.send.finish();
+        }
+        self.requeue(id.0);
+        self.check_half_closed(id.0);
+        Ok(())
+    }
+
+    /// Queues the channel for its Normal close if both directions are finished.
+    fn check_half_closed(&mut self, id: u64) {
+        let done = self.channels.get(&id).is_some_and(|io| {
+            io.finished && !io.draining && io.send.is_done() && io.recv.is_finished()
+        });
+        if done && !self.half_closed.contains(&id) {
+            self.half_closed.push_back(id);
+        }
+    }
+
+    /// Closes (Normal) the channels finished both ways, as far as the control stream has
+    /// room for their CLOSE records.
+    fn close_half_closed(&mut self, ctx: &mut Context, session: SessionId, now: Instant) {
+        while let Some(&id) = self.half_closed.front() {
+            if self.check_room().is_err() {
+                return;
+            }
+            self.half_closed.pop_front();
+            if self
+                .table
+                .close(ChannelId(id), CloseReason::Normal, &mut self.actions)
+                .is_ok()
+            {
+                self.apply(ctx, session, now);
+            }
+        }
     }
 
     /// Whether we may send on the channel now; a channel the peer paused is WouldBlock.
@@ -384,6 +452,7 @@ impl Mux {
         self.credit.clear();
         self.writable.clear();
         self.drained.clear();
+        self.half_closed.clear();
         self.backlog = Vec::new();
         self.backlog_pos = 0;
         self.timer = Instant::FAR_FUTURE;
@@ -532,6 +601,7 @@ impl Mux {
         session: SessionId,
         now: Instant,
     ) -> Result<(), MuxError> {
+        self.close_half_closed(ctx, session, now);
         let before = self.table.stats();
         let max_cookie = (self.cfg.control_window() as usize).saturating_sub(18);
         let mut result = Ok(());
@@ -580,7 +650,7 @@ impl Mux {
 
     /// Whether received control records wait for room to be processed.
     pub(crate) fn has_backlog(&self) -> bool {
-        self.backlog_pos < self.backlog.len()
+        self.backlog_pos < self.backlog.len() || !self.half_closed.is_empty()
     }
 
     /// A packet frame for one of this stream's channels.
@@ -655,7 +725,17 @@ impl Mux {
                 self.segments_held =
                     (self.segments_held + io.recv.buffered_segments()).saturating_sub(before);
                 match result {
-                    Ok(_) => Ok(()),
+                    Ok(true) => {
+                        // The peer finished writing: every byte was delivered above.
+                        ctx.emit(Event::ChannelFinished {
+                            session,
+                            stream,
+                            channel: ChannelId(id),
+                        });
+                        self.check_half_closed(id);
+                        Ok(())
+                    }
+                    Ok(false) => Ok(()),
                     Err(RecvError::FlowControl | RecvError::FinalSize) => {
                         Err(MuxError::FlowControl)
                     }
@@ -919,6 +999,8 @@ impl Mux {
                             .on_acked_pooled(offset, len as usize, fin, &mut self.pool);
                         if io.draining && io.send.is_done() {
                             self.drained.push_back(channel);
+                        } else if io.finished && io.send.is_done() {
+                            self.check_half_closed(channel);
                         } else if io.want_writable && io.send.free() > 0 {
                             self.writable.push(channel);
                         }

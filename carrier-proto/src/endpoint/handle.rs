@@ -311,6 +311,20 @@ impl SessionMut<'_> {
             .write_channel(self.ctx, now, stream, channel, Payload::Owned(data))
     }
 
+    /// Half-closes a reliable channel: no more writes ([`Error::Finished`]); a FIN follows
+    /// the data. The peer reads every byte, then
+    /// [`Event::ChannelFinished`](crate::Event::ChannelFinished), and may go on writing; the
+    /// channel closes Normal on both sides once both directions are finished.
+    pub fn finish_channel(
+        &mut self,
+        now: Instant,
+        stream: StreamId,
+        channel: ChannelId,
+    ) -> Result<(), Error> {
+        self.at(now);
+        self.session.finish_channel(stream, channel)
+    }
+
     /// Closes a channel, in any state, with `reason`; the peer is told and both sides get
     /// [`Event::ChannelClosed`](crate::Event::ChannelClosed). On a reliable stream a
     /// Normal close delivers what was already written first. To refuse data the peer

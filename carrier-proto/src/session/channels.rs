@@ -96,6 +96,14 @@ impl Session {
             .close(ctx, id, now, channel, reason)?)
     }
 
+    pub(crate) fn finish_channel(
+        &mut self,
+        stream: StreamId,
+        channel: ChannelId,
+    ) -> Result<(), Error> {
+        self.mux_mut(stream, "finish_channel")?.finish(channel)
+    }
+
     pub(crate) fn channel_state(
         &self,
         stream: StreamId,
