@@ -14,8 +14,11 @@ use crate::session::SessionRef;
 /// A channel (the original's channels of a multiplexing stream): open, accepted or
 /// refused, data, pend/resume, close with a reason. On a reliable stream it is an
 /// `AsyncRead` + `AsyncWrite` byte stream of its own; on an unreliable one it carries
-/// datagrams ([`send`](Channel::send) / [`recv`](Channel::recv)). Dropping it closes it
-/// with [`CloseReason::Normal`] (a reliable channel still delivers what was written).
+/// datagrams ([`send`](Channel::send) / [`recv`](Channel::recv)). Dropping it after
+/// [`finish`](Channel::finish) or [`close`](Channel::close), or without having written
+/// anything, closes it with [`CloseReason::Normal`] (a reliable channel still delivers
+/// what was written); dropping it in the middle of writing aborts it, so the peer's
+/// reader gets an error rather than an end that looks complete.
 #[derive(Debug)]
 pub struct Channel {
     target: Target,
@@ -29,6 +32,7 @@ impl Channel {
                 session,
                 stream,
                 channel: Some(id),
+                try_only: false,
             },
             id,
         }
@@ -112,6 +116,35 @@ impl Channel {
         self.slot(|c| c.paused).unwrap_or(false)
     }
 
+    /// Waits until the peer pauses the channel (PEND), or it closes.
+    pub async fn paused(&self) {
+        self.wait_paused(true).await
+    }
+
+    /// Waits until the channel is not paused by the peer (at once if it is not), or it
+    /// closes: a writer's signal to go on.
+    pub async fn resumed(&self) {
+        self.wait_paused(false).await
+    }
+
+    async fn wait_paused(&self, paused: bool) {
+        poll_fn(|cx| {
+            let mut st = self.target.session.shared.lock();
+            let stopped = st.stopped.is_some();
+            let slot = st
+                .stream_slot(self.target.session.id, self.target.stream)
+                .and_then(|s| s.channels.get_mut(&self.id()));
+            match slot {
+                Some(c) if c.paused != paused && c.closed.is_none() && !stopped => {
+                    c.state.register(cx.waker());
+                    Poll::Pending
+                }
+                _ => Poll::Ready(()),
+            }
+        })
+        .await
+    }
+
     /// Writes all of `data` (reliable stream; waits for room, for the open, and while the
     /// peer has us paused) or sends it as one datagram (unreliable stream).
     pub async fn send(&self, data: &[u8]) -> Result<(), Error> {
@@ -148,9 +181,31 @@ impl Channel {
     }
 
     /// Closes the channel with `reason`; the peer sees it. A Normal close of a reliable
-    /// channel delivers what was written first.
+    /// channel delivers what was written first; this side reads no more.
     pub fn close(&self, reason: CloseReason) -> Result<(), Error> {
-        self.call(|s, now, st, ch| s.close_channel(now, st, ch, reason))
+        self.call(|s, now, st, ch| s.close_channel(now, st, ch, reason))?;
+        self.slot(|c| {
+            c.closed_locally = true;
+            c.write_finished = true;
+        });
+        Ok(())
+    }
+
+    /// Aborts the channel: the peer's reader gets an error
+    /// ([`Closed::AbortedByPeer`](crate::Closed)), never a clean end (a close with
+    /// [`CloseReason::Error`]).
+    pub fn abort(&self) -> Result<(), Error> {
+        self.close(CloseReason::Error)
+    }
+
+    /// Half-close (a reliable stream's channel): no more writes; what was written still
+    /// arrives, then the peer reads the end and may go on writing. The channel closes
+    /// Normal on both sides once both have finished. `AsyncWrite::poll_close` /
+    /// `poll_shutdown` do this.
+    pub fn finish(&self) -> Result<(), Error> {
+        self.call(|s, now, st, ch| s.finish_channel(now, st, ch))?;
+        self.slot(|c| c.write_finished = true);
+        Ok(())
     }
 
     /// Asks the peer to stop sending on this channel (flow control by hand).
@@ -163,18 +218,37 @@ impl Channel {
         self.call(|s, now, st, ch| s.resume_channel(now, st, ch))
     }
 
-    /// `AsyncWrite::poll_close` / `poll_shutdown`: a Normal close.
+    /// `AsyncWrite::poll_close` / `poll_shutdown`: half-close a reliable channel, close an
+    /// unreliable one Normal.
     fn shutdown(&self) -> Result<(), Error> {
-        if self.slot(|c| c.closed.is_some()).unwrap_or(true) {
+        if self
+            .slot(|c| c.closed.is_some() || c.write_finished)
+            .unwrap_or(true)
+        {
             return Ok(());
         }
-        self.close(CloseReason::Normal)
+        if self.target.reliable(&mut self.target.session.shared.lock()) {
+            self.finish()
+        } else {
+            self.close(CloseReason::Normal)
+        }
     }
 }
 
 impl Drop for Channel {
     fn drop(&mut self) {
-        let _ = self.shutdown();
+        // Mid-write (something written, not finished): an abort, so the peer's reader
+        // cannot mistake a cut-off transfer for a complete one. Otherwise a Normal close.
+        let state = self.slot(|c| (c.closed.is_some(), c.wrote && !c.write_finished));
+        match state {
+            Some((false, true)) => {
+                let _ = self.abort();
+            }
+            Some((false, false)) => {
+                let _ = self.close(CloseReason::Normal);
+            }
+            _ => {}
+        }
         let mut st = self.target.session.shared.lock();
         let (s, stream, id) = (self.target.session.id, self.target.stream, self.id());
         if let Some(slot) = st.stream_slot(s, stream) {
@@ -239,7 +313,10 @@ impl IncomingChannel {
             Some(c) => {
                 let r = c.call(|s, now, st, ch| s.refuse_channel(now, st, ch));
                 // Mark it closed so dropping the handle does not close it again.
-                c.slot(|slot| slot.closed = Some(CloseReason::Error));
+                c.slot(|slot| {
+                    slot.closed = Some(CloseReason::Error);
+                    slot.closed_locally = true;
+                });
                 r
             }
             None => Ok(()),

@@ -9,6 +9,7 @@ use bytes::Bytes;
 use carrier_proto::{ChannelId, CloseReason, StreamId, StreamState};
 
 use crate::Error;
+use crate::error::Closed;
 use crate::session::SessionRef;
 use crate::shared::{Inbox, State};
 
@@ -18,17 +19,48 @@ pub(crate) struct Target {
     pub(crate) session: Arc<SessionRef>,
     pub(crate) stream: StreamId,
     pub(crate) channel: Option<ChannelId>,
+    /// A write that would have to wait fails with `WouldBlock` instead (`try_send`).
+    pub(crate) try_only: bool,
+}
+
+/// Where a stream's own data ends for a reader: reliable data at the peer's FIN, datagrams
+/// at a Normal close; any other ending is an error.
+fn stream_end(
+    state: StreamState,
+    reason: Option<carrier_proto::StateReason>,
+    reliable: bool,
+    finished: bool,
+) -> Status {
+    use carrier_proto::StateReason;
+    if finished {
+        return Status::Ended;
+    }
+    match state {
+        StreamState::Connected => Status::Open,
+        s if s.is_terminal() => {
+            let clean = matches!(
+                reason,
+                Some(StateReason::ClosedLocally | StateReason::ClosedByPeer(CloseReason::Normal))
+            );
+            if clean && !reliable {
+                Status::Ended
+            } else {
+                Status::Failed(Error::Closed(Closed::from_stream(reason)))
+            }
+        }
+        _ => Status::NotYet,
+    }
 }
 
 /// Where a stream or channel is, for a reader or writer.
 enum Status {
-    /// Not open yet (a writer waits).
+    /// Not open yet, or paused (a writer waits).
     NotYet,
     /// Data flows.
     Open,
-    /// Ended cleanly: a reader sees the end once the queue is drained.
+    /// A reader: the clean end (every byte the peer wrote was delivered).
     Ended,
-    /// Ended badly.
+    /// No more data, and why: a reader's data was cut short, or a writer may not write.
     Failed(Error),
 }
 
@@ -46,27 +78,59 @@ impl Target {
             .is_some_and(|s| s.reliable)
     }
 
-    fn status(&self, st: &mut State) -> Status {
+    /// For a reader with nothing queued: the end only after the peer's FIN (or, for
+    /// datagrams and channels, a Normal close — which the core sends only after every
+    /// byte was acknowledged); an error for every other ending.
+    fn read_status(&self, st: &mut State) -> Status {
         if let Some(why) = &st.stopped {
             return Status::Failed(Error::Stopped(why.clone()));
         }
         let Some(slot) = st.stream_slot(self.session.id, self.stream) else {
-            return Status::Failed(Error::StreamEnded(None));
+            return Status::Failed(Error::Closed(Closed::Aborted));
+        };
+        let stream_end = stream_end(slot.state, slot.reason, slot.reliable, slot.finished);
+        let Some(ch) = self.channel else {
+            return stream_end;
+        };
+        match slot.channels.get(&ch) {
+            None => Status::Failed(Error::Closed(Closed::Finished)),
+            Some(c) if c.finished => Status::Ended,
+            Some(c) => match c.closed {
+                Some(CloseReason::Normal) => Status::Ended,
+                Some(r) => Status::Failed(Error::Closed(Closed::from_channel(r, c.closed_locally))),
+                None => match stream_end {
+                    Status::NotYet | Status::Open => Status::Open,
+                    // The stream ended under an open channel: its close is on the way.
+                    other => other,
+                },
+            },
+        }
+    }
+
+    /// For a writer: open, not yet (waits), or why it may not write.
+    fn write_status(&self, st: &mut State) -> Status {
+        if let Some(why) = &st.stopped {
+            return Status::Failed(Error::Stopped(why.clone()));
+        }
+        let Some(slot) = st.stream_slot(self.session.id, self.stream) else {
+            return Status::Failed(Error::Closed(Closed::Aborted));
         };
         let stream = match slot.state {
+            StreamState::Connected if slot.write_finished && self.channel.is_none() => {
+                Status::Failed(Error::Closed(Closed::Finished))
+            }
             StreamState::Connected => Status::Open,
-            StreamState::Closed => Status::Ended,
-            s if s.is_terminal() => Status::Failed(Error::StreamEnded(slot.reason)),
+            s if s.is_terminal() => Status::Failed(Error::Closed(Closed::from_stream(slot.reason))),
             _ => Status::NotYet,
         };
         let Some(ch) = self.channel else {
             return stream;
         };
         match slot.channels.get(&ch) {
-            None => Status::Failed(Error::ChannelClosed(CloseReason::Normal)),
+            None => Status::Failed(Error::Closed(Closed::Finished)),
             Some(c) => match c.closed {
-                Some(CloseReason::Normal) => Status::Ended,
-                Some(r) => Status::Failed(Error::ChannelClosed(r)),
+                Some(r) => Status::Failed(Error::Closed(Closed::from_channel(r, c.closed_locally))),
+                None if c.write_finished => Status::Failed(Error::Closed(Closed::Finished)),
                 None if !matches!(stream, Status::Open) => stream,
                 None if !c.opened || c.paused => Status::NotYet,
                 None => Status::Open,
@@ -89,7 +153,7 @@ impl Target {
             }
             return Poll::Ready(Ok(Some(data)));
         }
-        match self.status(&mut st) {
+        match self.read_status(&mut st) {
             Status::Ended => Poll::Ready(Ok(None)),
             Status::Failed(e) => Poll::Ready(Err(e)),
             Status::NotYet | Status::Open => {
@@ -126,7 +190,7 @@ impl Target {
         if buf.is_empty() {
             return Poll::Ready(Ok(0));
         }
-        match self.status(&mut st) {
+        match self.read_status(&mut st) {
             Status::Ended => Poll::Ready(Ok(0)),
             Status::Failed(e) => Poll::Ready(Err(e)),
             Status::NotYet | Status::Open => {
@@ -146,15 +210,10 @@ impl Target {
         data: WriteData<'_>,
     ) -> Poll<Result<usize, Error>> {
         let mut st = self.session.shared.lock();
-        match self.status(&mut st) {
+        match self.write_status(&mut st) {
             Status::Open => {}
             Status::NotYet => return self.wait_writable(&mut st, cx),
-            Status::Ended => {
-                return Poll::Ready(Err(match self.channel {
-                    Some(_) => Error::ChannelClosed(CloseReason::Normal),
-                    None => Error::StreamEnded(None),
-                }));
-            }
+            Status::Ended => return Poll::Ready(Err(Error::Closed(Closed::Finished))),
             Status::Failed(e) => return Poll::Ready(Err(e)),
         }
         let now = st.engine.now();
@@ -174,11 +233,31 @@ impl Target {
         match written {
             Ok(0) if !data.is_empty() => self.wait_writable(&mut st, cx),
             Ok(n) => {
+                if n > 0 {
+                    self.mark_wrote(&mut st);
+                }
                 st.wake_driver();
                 Poll::Ready(Ok(n))
             }
-            Err(carrier_proto::Error::WouldBlock) => self.wait_writable(&mut st, cx),
+            Err(carrier_proto::Error::WouldBlock) if !self.try_only => {
+                self.wait_writable(&mut st, cx)
+            }
+            Err(carrier_proto::Error::Finished) => Poll::Ready(Err(Error::Closed(Closed::Finished))),
             Err(e) => Poll::Ready(Err(e.into())),
+        }
+    }
+
+    /// Remembers that this side wrote: dropping it unfinished is then an abort.
+    fn mark_wrote(&self, st: &mut State) {
+        if let Some(slot) = st.stream_slot(self.session.id, self.stream) {
+            match self.channel {
+                None => slot.wrote = true,
+                Some(c) => {
+                    if let Some(c) = slot.channels.get_mut(&c) {
+                        c.wrote = true;
+                    }
+                }
+            }
         }
     }
 

@@ -42,7 +42,7 @@ mod stream;
 pub use callback::{Context, Handler};
 pub use channel::{Channel, IncomingChannel};
 pub use driver::{Driver, RECV_BUDGET, STEP_BUDGET};
-pub use error::Error;
+pub use error::{Closed, Error};
 pub use manager::{DriverStats, Incoming, IncomingRequest, Manager};
 #[cfg(feature = "async-io")]
 pub use runtime::AsyncIoRuntime;

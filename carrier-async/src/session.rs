@@ -36,8 +36,21 @@ impl Drop for SessionRef {
     fn drop(&mut self) {
         let mut st = self.shared.lock();
         let now = st.engine.now();
-        // Closing tells the peer; a session already gone is fine.
-        let _ = st.engine.endpoint().close_session(now, self.id);
+        // The last handle is gone. A stream left mid-write (written to, never finished) is
+        // a transfer cut short: abort, so the peer's reader gets an error, not an end that
+        // looks complete. Otherwise close gracefully (what was written still arrives). A
+        // session already gone is fine.
+        let cut_short = st.sessions.get(&self.id).is_some_and(|s| {
+            s.streams.values().any(|st| {
+                st.reliable && st.wrote && !st.write_finished && !st.state.is_terminal()
+            })
+        });
+        let ep = st.engine.endpoint();
+        let _ = if cut_short {
+            ep.abort_session(now, self.id)
+        } else {
+            ep.close_session(now, self.id)
+        };
         st.sessions.remove(&self.id);
         st.session_handles -= 1;
         st.wake_driver();
@@ -79,12 +92,18 @@ impl Session {
 
     /// Adds a stream (before the request or the reply).
     pub fn add_stream(&self, ty: StreamType, options: StreamOptions) -> Result<Stream, Error> {
-        let id = self.with(|s, _| s.add_stream(ty, options))?;
         let reliable = options.contains(StreamOptions::RELIABLE);
         let mut st = self.r.shared.lock();
+        if let Some(why) = &st.stopped {
+            return Err(Error::Stopped(why.clone()));
+        }
+        let id = st.engine.endpoint().session(self.r.id)?.add_stream(ty, options)?;
+        // Under the same lock as the core call: the driver routes the stream's first
+        // state change (Initialized) only to a slot that exists.
         if let Some(slot) = st.sessions.get_mut(&self.r.id) {
             slot.streams.insert(id, StreamSlot::new(reliable));
         }
+        st.wake_driver();
         Ok(Stream::new(self.r.clone(), id))
     }
 
@@ -139,11 +158,32 @@ impl Session {
         self.with(|s, now| s.start(now))
     }
 
-    /// Closes the session: every stream and channel ends, on both sides.
+    /// Closes the session gracefully: no more writes; what every reliable stream and
+    /// channel was given still arrives (the peers' readers read it, then the end), queued
+    /// datagrams go out, and then the session ends on both sides. Bounded by
+    /// `Config::close_linger`: a peer that does not acknowledge in time gets the session
+    /// closed with a timeout (its readers see an error). Await [`Stream::closed`] to know
+    /// each stream is through.
     pub fn close(&self) -> Result<(), Error> {
         let mut st = self.r.shared.lock();
         let now = st.engine.now();
         st.engine.endpoint().close_session(now, self.r.id)?;
+        if let Some(slot) = st.sessions.get_mut(&self.r.id) {
+            for s in slot.streams.values_mut() {
+                s.write_finished = true;
+            }
+        }
+        st.wake_driver();
+        Ok(())
+    }
+
+    /// Aborts the session: the peer is told at once, every stream and channel ends on
+    /// both sides, and their readers get an error
+    /// ([`Closed::AbortedByPeer`](crate::Closed)) rather than an end.
+    pub fn abort(&self) -> Result<(), Error> {
+        let mut st = self.r.shared.lock();
+        let now = st.engine.now();
+        st.engine.endpoint().abort_session(now, self.r.id)?;
         st.wake_driver();
         Ok(())
     }

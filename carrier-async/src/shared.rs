@@ -95,6 +95,14 @@ pub(crate) struct ChannelSlot {
     pub(crate) opened: bool,
     /// Closed, and why.
     pub(crate) closed: Option<CloseReason>,
+    /// Closed (or aborted) by this side's handle.
+    pub(crate) closed_locally: bool,
+    /// The peer finished writing: after the queued data, the reader's end.
+    pub(crate) finished: bool,
+    /// This side finished writing (finish, close): writes are refused.
+    pub(crate) write_finished: bool,
+    /// This side wrote something (dropping an unfinished writer aborts).
+    pub(crate) wrote: bool,
     /// The peer asked us to stop sending.
     pub(crate) paused: bool,
     pub(crate) inbox: Inbox,
@@ -110,12 +118,23 @@ pub(crate) struct StreamSlot {
     /// Every transition so far, in order (states only move forward: a handful at most).
     pub(crate) history: Vec<(StreamState, Option<StateReason>)>,
     pub(crate) reliable: bool,
+    /// The peer finished writing (StreamFinished): after the queued data, the reader's
+    /// end. A stream that ends without it was cut short: its reader gets an error.
+    pub(crate) finished: bool,
+    /// The peer acknowledged everything this side wrote and its FIN.
+    pub(crate) acknowledged: bool,
+    /// This side finished writing (finish, close): writes are refused.
+    pub(crate) write_finished: bool,
+    /// This side wrote something (dropping the session with an unfinished writer aborts).
+    pub(crate) wrote: bool,
     pub(crate) state_wakers: Wakers,
     pub(crate) inbox: Inbox,
     pub(crate) channels: HashMap<ChannelId, ChannelSlot>,
     /// Channels the peer opened, not yet accepted or refused: (id, cookie).
     pub(crate) opens: VecDeque<(ChannelId, Bytes)>,
     pub(crate) open_wakers: Wakers,
+    /// Waiting for an open of ours to be answered (room under the pending-open limit).
+    pub(crate) room_wakers: Wakers,
 }
 
 impl StreamSlot {
@@ -125,11 +144,16 @@ impl StreamSlot {
             reason: None,
             history: Vec::new(),
             reliable,
+            finished: false,
+            acknowledged: false,
+            write_finished: false,
+            wrote: false,
             state_wakers: Wakers::default(),
             inbox: Inbox::default(),
             channels: HashMap::new(),
             opens: VecDeque::new(),
             open_wakers: Wakers::default(),
+            room_wakers: Wakers::default(),
         }
     }
 }
@@ -248,6 +272,7 @@ impl State {
                 st.state_wakers.wake();
                 st.inbox.wake_all();
                 st.open_wakers.wake();
+                st.room_wakers.wake();
                 for c in st.channels.values_mut() {
                     c.inbox.wake_all();
                     c.state.wake();
@@ -297,8 +322,32 @@ impl State {
                     slot.state_wakers.wake();
                     slot.inbox.wake_all();
                     slot.open_wakers.wake();
+                    slot.room_wakers.wake();
+                    if state.is_terminal() {
+                        for c in slot.channels.values_mut() {
+                            c.inbox.wake_all();
+                            c.state.wake();
+                        }
+                    }
                 }
             }
+            Event::StreamFinished { session, stream } => {
+                if let Some(slot) = self.stream_slot(session, stream) {
+                    slot.finished = true;
+                    slot.inbox.readers.wake();
+                }
+            }
+            Event::StreamAcknowledged { session, stream } => {
+                if let Some(slot) = self.stream_slot(session, stream) {
+                    slot.acknowledged = true;
+                    slot.state_wakers.wake();
+                }
+            }
+            Event::ChannelFinished {
+                session,
+                stream,
+                channel,
+            } => self.on_channel(session, stream, channel, |c| c.finished = true),
             Event::StreamData {
                 session,
                 stream,
@@ -313,6 +362,13 @@ impl State {
             Event::Writable { session, stream } => {
                 if let Some(slot) = self.stream_slot(session, stream) {
                     slot.inbox.writers.wake();
+                    // On an unreliable stream, room in the datagram queue is room for its
+                    // channels' datagrams too.
+                    if !slot.reliable {
+                        for c in slot.channels.values_mut() {
+                            c.inbox.writers.wake();
+                        }
+                    }
                 }
             }
             Event::ChannelOpen {
@@ -331,7 +387,12 @@ impl State {
                 session,
                 stream,
                 channel,
-            } => self.on_channel(session, stream, channel, |c| c.opened = true),
+            } => {
+                self.on_channel(session, stream, channel, |c| c.opened = true);
+                if let Some(slot) = self.stream_slot(session, stream) {
+                    slot.room_wakers.wake();
+                }
+            }
             Event::ChannelClosed {
                 session,
                 stream,
@@ -343,6 +404,7 @@ impl State {
                 // the open.
                 if let Some(slot) = self.stream_slot(session, stream) {
                     slot.opens.retain(|(c, _)| *c != channel);
+                    slot.room_wakers.wake();
                 }
             }
             Event::ChannelPending {

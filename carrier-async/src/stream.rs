@@ -5,9 +5,12 @@ use std::sync::Arc;
 use std::task::Poll;
 
 use bytes::Bytes;
-use carrier_proto::{SessionId, StateReason, StreamId, StreamState, TransportInfo};
+use carrier_proto::{
+    SessionId, StateReason, StreamId, StreamOptions, StreamState, StreamType, TransportInfo,
+};
 
 use crate::Error;
+use crate::error::Closed;
 use crate::channel::{Channel, IncomingChannel};
 use crate::io::{Target, async_io_impls, send_all, send_all_bytes};
 use crate::session::{Session, SessionRef};
@@ -29,6 +32,7 @@ impl Stream {
                 session,
                 stream: id,
                 channel: None,
+                try_only: false,
             },
         }
     }
@@ -153,23 +157,120 @@ impl Stream {
             .max_datagram_size(self.id())?)
     }
 
-    /// Closes the stream and tells the peer. A reliable stream closes gracefully: what was
-    /// written still arrives, then the peer reads the end.
-    pub fn close(&self) -> Result<(), Error> {
+    /// As [`send`](Stream::send) on an unreliable stream, without waiting: a full datagram
+    /// queue is `Err(Error::Proto(carrier_proto::Error::WouldBlock))` at once. On a
+    /// reliable stream, writes what fits now (all of it or the error).
+    pub fn try_send(&self, data: &[u8]) -> Result<usize, Error> {
+        let target = Target {
+            try_only: true,
+            ..self.target.clone()
+        };
+        let waker = std::task::Waker::noop();
+        let mut cx = std::task::Context::from_waker(waker);
+        match target.poll_write(&mut cx, crate::io::WriteData::Slice(data)) {
+            Poll::Ready(r) => r,
+            Poll::Pending => Err(Error::Proto(carrier_proto::Error::WouldBlock)),
+        }
+    }
+
+    /// The stream's type and options (as added; the options normalized, e.g.
+    /// PORT_FORWARDING implies MULTIPLEXING).
+    pub fn kind(&self) -> Result<(StreamType, StreamOptions), Error> {
         let mut st = self.target.session.shared.lock();
-        let now = st.engine.now();
-        st.engine
+        Ok(st
+            .engine
             .endpoint()
             .session(self.session_id())?
-            .close_stream(now, self.id())?;
+            .stream_kind(self.id())?)
+    }
+
+    /// Runs a stream call of the core under the lock, then wakes the driver.
+    fn call(
+        &self,
+        f: impl FnOnce(
+            &mut carrier_proto::SessionMut<'_>,
+            carrier_proto::Instant,
+            StreamId,
+        ) -> Result<(), carrier_proto::Error>,
+    ) -> Result<(), Error> {
+        let mut st = self.target.session.shared.lock();
+        let now = st.engine.now();
+        f(
+            &mut st.engine.endpoint().session(self.session_id())?,
+            now,
+            self.id(),
+        )?;
         st.wake_driver();
         Ok(())
     }
 
-    /// `AsyncWrite::poll_close` / `poll_shutdown`: a graceful close.
+    fn set_write_finished(&self) {
+        let mut st = self.target.session.shared.lock();
+        if let Some(slot) = st.stream_slot(self.session_id(), self.id()) {
+            slot.write_finished = true;
+        }
+    }
+
+    /// Half-close (a reliable stream): no more writes; what was written still arrives,
+    /// then the peer reads the end, and may go on writing — this side keeps reading until
+    /// its end. Await [`finished`](Stream::finished) for the peer's acknowledgement.
+    /// `AsyncWrite::poll_close` / `poll_shutdown` do this.
+    pub fn finish(&self) -> Result<(), Error> {
+        self.call(|s, now, id| s.finish_stream(now, id))?;
+        self.set_write_finished();
+        Ok(())
+    }
+
+    /// Waits until the peer has acknowledged everything written and the end (after
+    /// [`finish`](Stream::finish) or [`close`](Stream::close)). Fails with the cause if
+    /// the stream ended first (aborted, the peer closed it, the path died).
+    pub async fn finished(&self) -> Result<(), Error> {
+        poll_fn(|cx| {
+            let mut st = self.target.session.shared.lock();
+            if let Some(why) = &st.stopped {
+                return Poll::Ready(Err(Error::Stopped(why.clone())));
+            }
+            let Some(s) = st.stream_slot(self.session_id(), self.id()) else {
+                return Poll::Ready(Err(Error::Closed(Closed::Aborted)));
+            };
+            if s.acknowledged {
+                return Poll::Ready(Ok(()));
+            }
+            if s.state.is_terminal() {
+                return Poll::Ready(Err(Error::Closed(Closed::from_stream(s.reason))));
+            }
+            s.state_wakers.register(cx.waker());
+            Poll::Pending
+        })
+        .await
+    }
+
+    /// Closes the stream gracefully and tells the peer: no more writes; what was written
+    /// still arrives (the peer reads it, then the end), and once the peer acknowledged it
+    /// all the stream is Closed on both sides (about one round trip after the last data).
+    /// What the peer still had to send is discarded. An unreliable stream closes at once.
+    pub fn close(&self) -> Result<(), Error> {
+        self.call(|s, now, id| s.close_stream(now, id))?;
+        self.set_write_finished();
+        Ok(())
+    }
+
+    /// Aborts the stream: the peer is told at once and its reader gets an error
+    /// ([`Closed::AbortedByPeer`], `io::ErrorKind::ConnectionReset`), never a clean end;
+    /// what was not delivered either way is discarded.
+    pub fn abort(&self) -> Result<(), Error> {
+        self.call(|s, now, id| s.abort_stream(now, id))?;
+        self.set_write_finished();
+        Ok(())
+    }
+
+    /// `AsyncWrite::poll_close` / `poll_shutdown`: half-close a reliable stream, close an
+    /// unreliable one.
     fn shutdown(&self) -> Result<(), Error> {
-        match self.close() {
-            // Already closing or closed: nothing more to do.
+        let reliable = self.target.reliable(&mut self.target.session.shared.lock());
+        let r = if reliable { self.finish() } else { self.close() };
+        match r {
+            // Already finishing or closed: nothing more to do.
             Err(Error::Proto(_)) => Ok(()),
             other => other,
         }
@@ -177,20 +278,40 @@ impl Stream {
 
     /// Opens a channel on a MULTIPLEXING stream with `cookie` (what the peer sees in its
     /// [`IncomingChannel`]), once the stream is Connected; await [`Channel::opened`] for
-    /// the peer's accept.
+    /// the peer's accept. With the limit of opens in flight reached
+    /// (`ChannelConfig::max_incoming_opens`), waits until one of them is answered.
     pub async fn open_channel(&self, cookie: &[u8]) -> Result<Channel, Error> {
         self.connected().await?;
-        let mut st = self.target.session.shared.lock();
-        let now = st.engine.now();
-        let id = st
-            .engine
-            .endpoint()
-            .session(self.session_id())?
-            .open_channel(now, self.id(), cookie)?;
-        if let Some(slot) = st.stream_slot(self.session_id(), self.id()) {
-            slot.channels.insert(id, Default::default());
-        }
-        st.wake_driver();
+        // Over the limit of opens in flight, wait for one to be answered.
+        let id = poll_fn(|cx| {
+            let mut st = self.target.session.shared.lock();
+            let now = st.engine.now();
+            let opened = st
+                .engine
+                .endpoint()
+                .session(self.session_id())
+                .and_then(|mut s| s.open_channel(now, self.id(), cookie));
+            match opened {
+                Ok(id) => {
+                    if let Some(slot) = st.stream_slot(self.session_id(), self.id()) {
+                        slot.channels.insert(id, Default::default());
+                    }
+                    st.wake_driver();
+                    Poll::Ready(Ok(id))
+                }
+                Err(carrier_proto::Error::Channel(
+                    carrier_proto::ChannelError::TooManyPendingOpens { .. },
+                )) => match st.stream_slot(self.session_id(), self.id()) {
+                    Some(slot) if !slot.state.is_terminal() => {
+                        slot.room_wakers.register(cx.waker());
+                        Poll::Pending
+                    }
+                    _ => Poll::Ready(Err(Error::Closed(Closed::Aborted))),
+                },
+                Err(e) => Poll::Ready(Err(e.into())),
+            }
+        })
+        .await?;
         Ok(Channel::new(self.target.session.clone(), self.id(), id))
     }
 

@@ -334,6 +334,8 @@ async fn a_pended_channel_waits_and_resumes_intact() {
         .unwrap();
     assert!(got == data, "got {} of {} bytes", got.len(), data.len());
     let channel = writer.await.unwrap();
+    // Alice's shutdown is a half-close: the channel closes once Bob finishes too.
+    bob_channel.shutdown().await.unwrap();
     assert_eq!(
         timeout(LIMIT, channel.closed()).await.unwrap(),
         CloseReason::Normal
