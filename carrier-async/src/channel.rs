@@ -256,7 +256,7 @@ impl Drop for Channel {
             let unread: usize = slot
                 .channels
                 .remove(&id)
-                .map_or(0, |c| c.inbox.chunks.iter().map(Bytes::len).sum());
+                .map_or(0, |c| c.inbox.queued_bytes());
             if slot.reliable && unread > 0 {
                 st.consume(s, stream, Some(id), unread);
             }

@@ -242,7 +242,9 @@ impl Target {
             Err(carrier_proto::Error::WouldBlock) if !self.try_only => {
                 self.wait_writable(&mut st, cx)
             }
-            Err(carrier_proto::Error::Finished) => Poll::Ready(Err(Error::Closed(Closed::Finished))),
+            Err(carrier_proto::Error::Finished) => {
+                Poll::Ready(Err(Error::Closed(Closed::Finished)))
+            }
             Err(e) => Poll::Ready(Err(e.into())),
         }
     }

@@ -41,9 +41,9 @@ impl Drop for SessionRef {
         // looks complete. Otherwise close gracefully (what was written still arrives). A
         // session already gone is fine.
         let cut_short = st.sessions.get(&self.id).is_some_and(|s| {
-            s.streams.values().any(|st| {
-                st.reliable && st.wrote && !st.write_finished && !st.state.is_terminal()
-            })
+            s.streams
+                .values()
+                .any(|st| st.reliable && st.wrote && !st.write_finished && !st.state.is_terminal())
         });
         let ep = st.engine.endpoint();
         let _ = if cut_short {
@@ -97,7 +97,11 @@ impl Session {
         if let Some(why) = &st.stopped {
             return Err(Error::Stopped(why.clone()));
         }
-        let id = st.engine.endpoint().session(self.r.id)?.add_stream(ty, options)?;
+        let id = st
+            .engine
+            .endpoint()
+            .session(self.r.id)?
+            .add_stream(ty, options)?;
         // Under the same lock as the core call: the driver routes the stream's first
         // state change (Initialized) only to a slot that exists.
         if let Some(slot) = st.sessions.get_mut(&self.r.id) {

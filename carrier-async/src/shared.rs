@@ -23,8 +23,13 @@ use crate::callback::{Context, Handler};
 pub(crate) const MAX_QUEUED_REQUESTS: usize = 128;
 
 /// Datagrams queued per unreliable stream or channel for a reader that is not keeping up;
-/// newer ones are dropped (and counted), as a full socket buffer would.
-pub(crate) const MAX_QUEUED_DATAGRAMS: usize = 1024;
+/// newer ones are dropped (and counted), as a full socket buffer would. Sized so that a
+/// burst a congestion window can send (an unpaced sender on loopback) is absorbed.
+pub(crate) const MAX_QUEUED_DATAGRAMS: usize = 16 * 1024;
+
+/// Bytes of datagrams queued per unreliable stream or channel (with
+/// [`MAX_QUEUED_DATAGRAMS`], what a reader that does not read can make us hold).
+pub(crate) const MAX_QUEUED_DATAGRAM_BYTES: usize = 4 * 1024 * 1024;
 
 /// Transitions remembered per stream (a stream makes at most seven).
 const MAX_HISTORY: usize = 16;
@@ -59,6 +64,8 @@ pub(crate) struct RequestQueue {
 #[derive(Debug, Default)]
 pub(crate) struct Inbox {
     pub(crate) chunks: VecDeque<Bytes>,
+    /// Bytes in `chunks`.
+    bytes: usize,
     pub(crate) readers: Wakers,
     pub(crate) writers: Wakers,
 }
@@ -67,16 +74,28 @@ impl Inbox {
     /// Takes up to `max` bytes from the front chunk.
     pub(crate) fn take(&mut self, max: usize) -> Option<Bytes> {
         let front = self.chunks.front_mut()?;
-        if front.len() <= max {
-            return self.chunks.pop_front();
-        }
-        Some(front.split_to(max))
+        let taken = if front.len() <= max {
+            self.chunks.pop_front()?
+        } else {
+            front.split_to(max)
+        };
+        self.bytes -= taken.len();
+        Some(taken)
+    }
+
+    /// Bytes waiting for the reader.
+    pub(crate) fn queued_bytes(&self) -> usize {
+        self.bytes
     }
 
     fn push(&mut self, data: Bytes, datagram: bool) -> bool {
-        if datagram && self.chunks.len() >= MAX_QUEUED_DATAGRAMS {
+        if datagram
+            && (self.chunks.len() >= MAX_QUEUED_DATAGRAMS
+                || self.bytes + data.len() > MAX_QUEUED_DATAGRAM_BYTES)
+        {
             return false;
         }
+        self.bytes += data.len();
         self.chunks.push_back(data);
         self.readers.wake();
         true

@@ -10,8 +10,8 @@ use carrier_proto::{
 };
 
 use crate::Error;
-use crate::error::Closed;
 use crate::channel::{Channel, IncomingChannel};
+use crate::error::Closed;
 use crate::io::{Target, async_io_impls, send_all, send_all_bytes};
 use crate::session::{Session, SessionRef};
 
@@ -268,7 +268,11 @@ impl Stream {
     /// unreliable one.
     fn shutdown(&self) -> Result<(), Error> {
         let reliable = self.target.reliable(&mut self.target.session.shared.lock());
-        let r = if reliable { self.finish() } else { self.close() };
+        let r = if reliable {
+            self.finish()
+        } else {
+            self.close()
+        };
         match r {
             // Already finishing or closed: nothing more to do.
             Err(Error::Proto(_)) => Ok(()),
@@ -279,7 +283,7 @@ impl Stream {
     /// Opens a channel on a MULTIPLEXING stream with `cookie` (what the peer sees in its
     /// [`IncomingChannel`]), once the stream is Connected; await [`Channel::opened`] for
     /// the peer's accept. With the limit of opens in flight reached
-    /// (`ChannelConfig::max_incoming_opens`), waits until one of them is answered.
+    /// (`ChannelConfig::max_pending_opens`), waits until one of them is answered.
     pub async fn open_channel(&self, cookie: &[u8]) -> Result<Channel, Error> {
         self.connected().await?;
         // Over the limit of opens in flight, wait for one to be answered.

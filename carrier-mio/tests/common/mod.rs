@@ -24,12 +24,23 @@ pub fn request_one_stream(
     peer: &str,
     bundle: &str,
 ) -> (SessionId, StreamId, PendingOffer) {
+    request_stream(driver, peer, bundle, StreamOptions::RELIABLE)
+}
+
+/// As [`request_one_stream`], with a stream of `options` (the answering [`Peer`] must
+/// have the same in [`Peer::options`]).
+pub fn request_stream(
+    driver: &mut Driver,
+    peer: &str,
+    bundle: &str,
+    options: StreamOptions,
+) -> (SessionId, StreamId, PendingOffer) {
     let now = driver.now();
     let ep = driver.endpoint();
     let s = ep.new_session(peer).expect("session");
     let mut session = ep.session(s).expect("session");
     let stream = session
-        .add_stream(StreamType::Application, StreamOptions::RELIABLE)
+        .add_stream(StreamType::Application, options)
         .expect("stream");
     let pending = session.request(now, bundle).expect("request");
     (s, stream, pending)
@@ -52,6 +63,16 @@ pub struct Peer {
     pub keep: bool,
     pub received: Vec<u8>,
     pub received_len: u64,
+    /// The peer finished writing (StreamFinished): the data is complete.
+    pub finished: bool,
+    /// Writable events seen.
+    pub writable: usize,
+    /// The stream's terminal state and reason, once it ended.
+    pub ended: Option<(StreamState, Option<carrier_proto::StateReason>)>,
+    /// The options of the stream an answered request gets (default RELIABLE).
+    pub options: Option<StreamOptions>,
+    /// Data events (datagrams, on an unreliable stream).
+    pub data_events: usize,
 }
 
 impl Peer {
@@ -76,8 +97,9 @@ impl Handler for Peer {
                 }
                 let s = endpoint.new_session(&peer).expect("session");
                 let mut session = endpoint.session(s).expect("session");
+                let options = self.options.unwrap_or(StreamOptions::RELIABLE);
                 session
-                    .add_stream(StreamType::Application, StreamOptions::RELIABLE)
+                    .add_stream(StreamType::Application, options)
                     .expect("stream");
                 let answer = session.reply(&offer, Reply::Accept).expect("reply");
                 session.start(now).expect("start");
@@ -98,7 +120,13 @@ impl Handler for Peer {
                 state: StreamState::Connected,
                 ..
             } => self.connected = true,
+            Event::StateChanged { state, reason, .. } if state.is_terminal() => {
+                self.ended = Some((state, reason));
+            }
+            Event::StreamFinished { .. } => self.finished = true,
+            Event::Writable { .. } => self.writable += 1,
             Event::StreamData { data, .. } => {
+                self.data_events += 1;
                 self.received_len += data.len() as u64;
                 if self.keep {
                     self.received.extend_from_slice(&data);
