@@ -110,19 +110,31 @@ fn turn(
 }
 
 /// A progress line on stderr: bar, percentage, rate, ETA.
-struct Progress {
+struct Progress<W: Write = io::Stderr> {
     total: u64,
     start: WallClock,
     last: WallClock,
+    out: W,
+    /// A progress line is on the terminal without its newline.
+    open: bool,
 }
 
 impl Progress {
     fn new(total: u64) -> Self {
+        Progress::to(total, io::stderr())
+    }
+}
+
+impl<W: Write> Progress<W> {
+    fn to(total: u64, out: W) -> Self {
         let now = WallClock::now();
         Progress {
             total,
             start: now,
-            last: now,
+            // The first line shows at once.
+            last: now.checked_sub(Duration::from_secs(1)).unwrap_or(now),
+            out,
+            open: false,
         }
     }
 
@@ -144,7 +156,9 @@ impl Progress {
             0.0
         };
         let filled = (frac * 30.0) as usize;
-        eprint!(
+        // A terminal that went away is no reason to stop the transfer.
+        let _ = write!(
+            self.out,
             "\r[{}{}] {:5.1}% {:8.1} MB/s ETA {:5.1} s",
             "#".repeat(filled),
             " ".repeat(30 - filled.min(30)),
@@ -152,8 +166,20 @@ impl Progress {
             rate / 1e6,
             eta
         );
+        self.open = true;
         if force {
-            eprintln!();
+            let _ = writeln!(self.out);
+            self.open = false;
+        }
+    }
+}
+
+impl<W: Write> Drop for Progress<W> {
+    /// A transfer that ends early (an error) ends the progress line first, so the error
+    /// gets a line of its own.
+    fn drop(&mut self) {
+        if self.open {
+            let _ = writeln!(self.out);
         }
     }
 }
@@ -523,5 +549,27 @@ mod tests {
         assert_eq!(parse_file_cookie(b"file:12:.."), None);
         assert_eq!(parse_file_cookie(b"file:x:a"), None);
         assert_eq!(parse_file_cookie(b"sha256:00"), None);
+    }
+}
+
+#[cfg(test)]
+mod progress_tests {
+    use super::Progress;
+
+    #[test]
+    fn a_progress_line_cut_short_ends_before_the_error() {
+        let mut out = Vec::new();
+        {
+            let mut p = Progress::to(100, &mut out);
+            p.show(40, false);
+        }
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.starts_with("\r[") && text.ends_with('\n'), "{text:?}");
+        let mut out = Vec::new();
+        {
+            let mut p = Progress::to(100, &mut out);
+            p.show(100, true);
+        }
+        assert_eq!(String::from_utf8(out).unwrap().matches('\n').count(), 1);
     }
 }
