@@ -39,6 +39,7 @@ fn drops(s: carrier_proto::EndpointStats) -> u64 {
         + s.dropped_bad_checksum
         + s.dropped_malformed
         + s.dropped_unexpected
+        + s.dropped_after_end
         + s.dropped_bad_tag
         + s.dropped_replay
 }

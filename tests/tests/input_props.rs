@@ -60,6 +60,7 @@ fn dropped(ep: &mut Endpoint) -> u64 {
         + s.dropped_bad_checksum
         + s.dropped_malformed
         + s.dropped_unexpected
+        + s.dropped_after_end
 }
 
 fn packet_type() -> impl Strategy<Value = PacketType> {

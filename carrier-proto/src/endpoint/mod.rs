@@ -149,6 +149,9 @@ pub struct EndpointStats {
     /// [`Config::close_linger`](crate::Config::close_linger) before the peer acknowledged
     /// everything.
     pub close_lingers_expired: u64,
+    /// Packets for a session that has ended but is still in the table (late packets; the
+    /// extra copies of the peer's session CLOSE, which goes out in three packets).
+    pub dropped_after_end: u64,
     /// Authenticated packets dropped without effect (from an address that is not the
     /// peer's, or not expected now); their packet numbers stay open in the replay window,
     /// so a racing copy cannot shadow the original.
@@ -536,6 +539,7 @@ impl Endpoint {
         if let Some(p) = session.protection.as_deref_mut() {
             match result {
                 Ok(()) => p.accept(header.packet_number),
+                Err(crate::session::Drop::Ended) => {}
                 Err(_) => self.ctx.stats.dropped_authenticated += 1,
             }
         }
@@ -543,6 +547,7 @@ impl Endpoint {
             match drop {
                 crate::session::Drop::Malformed => self.ctx.stats.dropped_malformed += 1,
                 crate::session::Drop::Unexpected => self.ctx.stats.dropped_unexpected += 1,
+                crate::session::Drop::Ended => self.ctx.stats.dropped_after_end += 1,
             }
         }
         self.reap(slot);

@@ -38,6 +38,8 @@ pub(crate) enum Drop {
     Malformed,
     /// Valid but not expected now, or from an address that is not the peer's.
     Unexpected,
+    /// For a session that has ended (late packets, the extra copies of a CLOSE).
+    Ended,
 }
 
 impl Session {
@@ -167,7 +169,7 @@ impl Session {
         packet: Incoming<'_>,
     ) -> Result<(), Drop> {
         if self.phase == SessionPhase::Ended {
-            return Err(Drop::Unexpected);
+            return Err(Drop::Ended);
         }
         let Incoming {
             now,
