@@ -379,7 +379,7 @@ fn ending() -> impl Strategy<Value = Ending> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 24, failure_persistence: None, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 256, failure_persistence: None, ..ProptestConfig::default() })]
 
     /// Whatever the close point and the loss: the reader's end (`StreamFinished`) comes
     /// only after exactly the bytes the writer's `write` accepted; a graceful ending always
@@ -393,55 +393,112 @@ proptest! {
         burst in any::<bool>(),
         how in ending(),
     ) {
-        let mut link = LinkConfig::wan().with_delay(Duration::from_millis(15)).with_loss(loss);
-        if burst {
-            // Bursty: good→bad 2%, bad→good 20%, 80% loss while bad (mean ≈ 7%).
-            link = link.with_gilbert_elliott(0.02, 0.2, 0.0, 0.8);
-        }
-        let (mut sim, hs) = connected(seed, link, Config::default(), &[RELIABLE]);
-        let id = stream_id(&mut sim, 0, hs.offerer, 0);
-        let data = payload(size, seed);
-        let mut accepted = 0;
-        let stop = sim.now + Duration::from_millis(close_after_ms);
-        loop {
-            accepted += write_some(&mut sim, 0, hs.offerer, id, &data[accepted..]);
-            if sim.now >= stop || !sim.step() {
-                break;
-            }
-        }
-        let now = sim.now;
-        match how {
-            Ending::FinishStream => sim.session(0, hs.offerer).finish_stream(now, id).unwrap(),
-            Ending::CloseStream => sim.session(0, hs.offerer).close_stream(now, id).unwrap(),
-            Ending::CloseSession => sim.ep(0).close_session(now, hs.offerer).unwrap(),
-            Ending::AbortStream => sim.session(0, hs.offerer).abort_stream(now, id).unwrap(),
-            Ending::AbortSession => sim.ep(0).abort_session(now, hs.offerer).unwrap(),
-        }
-        sim.drain(0);
-        let deadline = sim.now + Duration::from_secs(120);
-        sim.run_until(deadline, |sim| {
-            finished(sim, 1, hs.answerer, 0) || sim.stream_state(1, hs.answerer, 0).is_terminal()
-        });
-        let received = got(&sim, 1, hs.answerer, 0);
-        prop_assert!(data[..accepted].starts_with(&received), "seed {}: corrupt data", seed);
-        if finished(&sim, 1, hs.answerer, 0) {
-            prop_assert_eq!(received.len(), accepted, "seed {}: an end short of the data", seed);
-        }
-        match how {
-            Ending::FinishStream | Ending::CloseStream | Ending::CloseSession => {
-                prop_assert!(finished(&sim, 1, hs.answerer, 0), "seed {}: no end after a graceful close", seed);
-            }
-            Ending::AbortStream | Ending::AbortSession => {
-                prop_assert!(!finished(&sim, 1, hs.answerer, 0), "seed {}: a clean end after an abort", seed);
-            }
-        }
-        // A Normal close by the peer only ever follows the end.
-        if let Some((S::Closed, Some(StateReason::ClosedByPeer(CloseReason::Normal)))) =
-            sim.state_log(1, hs.answerer, 0).last().copied()
-        {
-            prop_assert!(finished(&sim, 1, hs.answerer, 0));
+        close_case(seed, size, close_after_ms, loss, burst, how)?;
+    }
+}
+
+/// Whether either side's stream failed with a dead path.
+fn path_died(sim: &Sim, hs: &Handshake) -> bool {
+    [(0, hs.offerer), (1, hs.answerer)].iter().any(|&(p, s)| {
+        sim.state_log(p, s, 0)
+            .last()
+            .is_some_and(|(st, r)| *st == S::Failed && *r == Some(StateReason::PathDead))
+    })
+}
+
+/// One case of the property below (and its regressions).
+fn close_case(
+    seed: u64,
+    size: usize,
+    close_after_ms: u64,
+    loss: f64,
+    burst: bool,
+    how: Ending,
+) -> Result<(), TestCaseError> {
+    let mut link = LinkConfig::wan()
+        .with_delay(Duration::from_millis(15))
+        .with_loss(loss);
+    if burst {
+        // Bursty: good→bad 2%, bad→good 20%, 80% loss while bad (mean ≈ 7%).
+        link = link.with_gilbert_elliott(0.02, 0.2, 0.0, 0.8);
+    }
+    let (mut sim, hs) = connected(seed, link, Config::default(), &[RELIABLE]);
+    let id = stream_id(&mut sim, 0, hs.offerer, 0);
+    let data = payload(size, seed);
+    let mut accepted = 0;
+    let stop = sim.now + Duration::from_millis(close_after_ms);
+    loop {
+        accepted += write_some(&mut sim, 0, hs.offerer, id, &data[accepted..]);
+        if sim.now >= stop || !sim.step() {
+            break;
         }
     }
+    let now = sim.now;
+    match how {
+        Ending::FinishStream => sim.session(0, hs.offerer).finish_stream(now, id).unwrap(),
+        Ending::CloseStream => sim.session(0, hs.offerer).close_stream(now, id).unwrap(),
+        Ending::CloseSession => sim.ep(0).close_session(now, hs.offerer).unwrap(),
+        Ending::AbortStream => sim.session(0, hs.offerer).abort_stream(now, id).unwrap(),
+        Ending::AbortSession => sim.ep(0).abort_session(now, hs.offerer).unwrap(),
+    }
+    sim.drain(0);
+    let deadline = sim.now + Duration::from_secs(120);
+    sim.run_until(deadline, |sim| {
+        finished(sim, 1, hs.answerer, 0) || sim.stream_state(1, hs.answerer, 0).is_terminal()
+    });
+    let received = got(&sim, 1, hs.answerer, 0);
+    prop_assert!(
+        data[..accepted].starts_with(&received),
+        "seed {}: corrupt data",
+        seed
+    );
+    if finished(&sim, 1, hs.answerer, 0) {
+        prop_assert_eq!(
+            received.len(),
+            accepted,
+            "seed {}: an end short of the data",
+            seed
+        );
+    }
+    match how {
+        // A path that died under the loss (no ACK after `max_ptos` probes) ends the stream
+        // Failed: no end, rightly; anything else must reach the end.
+        Ending::FinishStream | Ending::CloseStream | Ending::CloseSession
+            if !path_died(&sim, &hs) =>
+        {
+            prop_assert!(
+                finished(&sim, 1, hs.answerer, 0),
+                "seed {}: no end after a graceful close: {} of {} bytes, at {:?}; offerer {:?}, answerer {:?}",
+                seed,
+                received.len(),
+                accepted,
+                sim.now,
+                sim.state_log(0, hs.offerer, 0),
+                sim.state_log(1, hs.answerer, 0)
+            );
+        }
+        Ending::FinishStream | Ending::CloseStream | Ending::CloseSession => {}
+        Ending::AbortStream | Ending::AbortSession => {
+            prop_assert!(
+                !finished(&sim, 1, hs.answerer, 0),
+                "seed {}: a clean end after an abort",
+                seed
+            );
+        }
+    }
+    // A Normal close by the peer only ever follows the end.
+    if let Some((S::Closed, Some(StateReason::ClosedByPeer(CloseReason::Normal)))) =
+        sim.state_log(1, hs.answerer, 0).last().copied()
+    {
+        prop_assert!(finished(&sim, 1, hs.answerer, 0));
+    }
+    Ok(())
+}
+
+#[test]
+fn regression_a_path_dead_under_burst_loss_is_no_clean_end() {
+    // Bursts of 80% loss killed the path mid-transfer: the reader must not see an end.
+    close_case(9090, 183_061, 0, 0.0, true, Ending::FinishStream).unwrap();
 }
 
 #[test]
