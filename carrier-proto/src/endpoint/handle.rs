@@ -183,7 +183,7 @@ impl SessionMut<'_> {
     }
 
     /// Aborts a stream: the peer is told at once (its stream closes with
-    /// `ClosedByPeer(CloseReason::Error)`, without [`Event::StreamFinished`], so its reader
+    /// `ClosedByPeer(CloseReason::Error)`, without [`Event::StreamFinished`](crate::Event::StreamFinished), so its reader
     /// knows the data was cut short); both sides drop what was not delivered, and this side
     /// closes with [`StateReason::AbortedLocally`](crate::StateReason::AbortedLocally).
     pub fn abort_stream(&mut self, now: Instant, stream: StreamId) -> Result<(), Error> {
@@ -193,8 +193,8 @@ impl SessionMut<'_> {
 
     /// Half-closes a reliable stream: no more writes ([`Error::Finished`]); a FIN follows
     /// the data written so far. The peer reads every byte, then
-    /// [`Event::StreamFinished`], and may go on writing: this side keeps reading. Once the
-    /// peer acknowledged everything, [`Event::StreamAcknowledged`] reports it; the stream
+    /// [`Event::StreamFinished`](crate::Event::StreamFinished), and may go on writing: this side keeps reading. Once the
+    /// peer acknowledged everything, [`Event::StreamAcknowledged`](crate::Event::StreamAcknowledged) reports it; the stream
     /// is Closed when both directions are finished.
     ///
     /// ```
@@ -216,7 +216,7 @@ impl SessionMut<'_> {
     /// Closes one stream and tells the peer. A reliable stream closes gracefully: no more
     /// writes; queued data and a FIN go out first, and once the peer has acknowledged all
     /// of it the stream is Closed here and the peer is told (CLOSE Normal; its reader has
-    /// every byte and [`Event::StreamFinished`] by then). What the peer had still to send
+    /// every byte and [`Event::StreamFinished`](crate::Event::StreamFinished) by then). What the peer had still to send
     /// on it is discarded. An unreliable stream closes at once.
     pub fn close_stream(&mut self, now: Instant, stream: StreamId) -> Result<(), Error> {
         self.at(now);
