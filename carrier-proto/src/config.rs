@@ -85,8 +85,10 @@ pub struct Config {
     pub max_reason_len: usize,
     /// Most bytes in a peer id.
     pub max_peer_id_len: usize,
-    /// Most datagram events queued for the application before new ones are dropped (counted
-    /// in [`EndpointStats::events_dropped`](crate::EndpointStats)).
+    /// Most events one session may have queued for the application before its new
+    /// datagram events are dropped (counted in
+    /// [`EndpointStats::events_dropped`](crate::EndpointStats)). Each session queues its own
+    /// events, so a flooded session cannot crowd out another's.
     pub max_queued_events: usize,
     /// Limits on descriptions received from peers.
     pub sdp: SdpLimits,

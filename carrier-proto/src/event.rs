@@ -4,10 +4,10 @@ use alloc::string::String;
 use bytes::Bytes;
 
 use crate::channel::ChannelId;
-use crate::endpoint::HandlerId;
 use crate::negotiation::{Offer, RequestOutcome};
-use crate::session::SessionId;
 use crate::stream::{StateReason, StreamId};
+use crate::types::HandlerId;
+use crate::types::SessionId;
 use crate::types::{CloseReason, StreamState};
 
 /// Something happened that the application should know about.

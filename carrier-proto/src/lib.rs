@@ -75,6 +75,7 @@ mod rng;
 pub mod sdp;
 mod session;
 pub mod slab;
+mod stats;
 mod stream;
 mod time;
 mod transport;
@@ -86,12 +87,12 @@ pub use channel::{
 };
 pub use config::{Config, DatagramPolicy, MAX_UDP_PAYLOAD, SdpLimits};
 pub use crypto::{KeySchedule, derive_schedule};
-pub use endpoint::{Endpoint, EndpointStats, HandlerId, Input, Output, SessionMut, Transmit};
+pub use endpoint::{Endpoint, EndpointStats, Input, Output, SessionMut, Transmit};
 pub use error::Error;
 pub use event::Event;
 pub use negotiation::{Answer, Offer, PendingOffer, Reply, RequestOutcome};
 pub use sdp::Refusal;
-pub use session::{SessionId, SessionPhase};
+pub use session::SessionPhase;
 pub use stream::{StateReason, StreamId, TransitionError};
 pub use time::Instant;
 pub use transport::TransportConfig;
@@ -99,6 +100,6 @@ pub use transport::config::{INITIAL_CONNECTION_CREDIT, INITIAL_STREAM_CREDIT};
 pub use transport::congestion::CongestionAlgorithm;
 pub use transport::recovery::RecoveryConfig;
 pub use types::{
-    AddressInfo, Candidate, CandidateType, CloseReason, NetworkTopology, StreamOptions,
-    StreamState, StreamType, TransportInfo,
+    AddressInfo, Candidate, CandidateType, CloseReason, HandlerId, NetworkTopology, SessionId,
+    StreamOptions, StreamState, StreamType, TransportInfo,
 };

@@ -17,7 +17,7 @@ use alloc::string::String;
 use crate::config::SdpLimits;
 use crate::error::Error;
 use crate::sdp::{Refusal, SessionDescription};
-use crate::session::SessionId;
+use crate::types::SessionId;
 
 /// A session request: the offerer's description, with its bundle string.
 #[derive(Clone, Debug, PartialEq, Eq)]

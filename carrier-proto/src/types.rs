@@ -7,6 +7,7 @@ use core::fmt;
 use core::net::SocketAddr;
 
 use alloc::string::String;
+use bytes::Bytes;
 
 /// What a stream carries. The numbers are the original's.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -348,4 +349,43 @@ mod tests {
         let c = Candidate::host("192.0.2.1:5000".parse().unwrap(), 65535);
         assert_eq!(c.priority, (126 << 24) + (65535 << 8) + 255);
     }
+}
+
+/// A session's id: its local connection id, which the peer puts in every packet it sends us.
+///
+/// The low 32 bits index the endpoint's session table and the high 32 bits are random, so
+/// routing is O(1) and a stale or guessed id does not reach another session.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SessionId(pub(crate) u64);
+
+impl SessionId {
+    /// The connection id as a number (it is the `o=` sess-id of this side's description).
+    pub const fn as_u64(self) -> u64 {
+        self.0
+    }
+
+    pub(crate) fn slot(self) -> usize {
+        (self.0 & 0xFFFF_FFFF) as usize
+    }
+}
+
+impl fmt::Display for SessionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "session {:016x}", self.0)
+    }
+}
+
+/// A registered handler for session requests whose bundle starts with its prefix.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct HandlerId(pub(crate) u32);
+
+/// A datagram for the driver to send.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Transmit {
+    /// The local address to send from.
+    pub source: SocketAddr,
+    /// Where to send it.
+    pub destination: SocketAddr,
+    /// The datagram.
+    pub contents: Bytes,
 }

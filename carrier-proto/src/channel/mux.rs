@@ -36,11 +36,10 @@ use super::state::{
     Action, ChannelError, ChannelEvent, ChannelId, ChannelState, ChannelTable, ControlKind,
     OwnedChannelFrame, Side,
 };
-use crate::endpoint::Context;
 use crate::error::Error;
 use crate::event::Event;
 use crate::packet::{Frame, PacketError};
-use crate::session::SessionId;
+use crate::session::Conn;
 use crate::stream::StreamId;
 use crate::time::Instant;
 use crate::transport::recovery::{Fate, SentFrame, SentPacket};
@@ -48,6 +47,7 @@ use crate::transport::recv_stream::{RecvError, RecvStream};
 use crate::transport::send_stream::{BlockPool, Payload, SendStream};
 use crate::transport::varint;
 use crate::types::CloseReason;
+use crate::types::SessionId;
 
 /// Most out-of-order segments the control stream holds (records are small and few).
 const CONTROL_SEGMENTS: usize = 256;
@@ -259,7 +259,7 @@ impl Mux {
 
     pub(crate) fn open(
         &mut self,
-        ctx: &mut Context,
+        conn: &mut Conn,
         session: SessionId,
         now: Instant,
         cookie: &[u8],
@@ -267,7 +267,7 @@ impl Mux {
         self.check_room()?;
         let id = self.table.open(cookie, &mut self.actions)?;
         self.insert_channel(id.0, now);
-        self.apply(ctx, session, now);
+        self.apply(conn, session, now);
         Ok(id)
     }
 
@@ -275,7 +275,7 @@ impl Mux {
     /// record each.
     pub(crate) fn control(
         &mut self,
-        ctx: &mut Context,
+        conn: &mut Conn,
         session: SessionId,
         now: Instant,
         id: ChannelId,
@@ -289,7 +289,7 @@ impl Mux {
             ControlCall::Pend => self.table.pend(id, out),
             ControlCall::Resume => self.table.resume(id, out),
         }?;
-        self.apply(ctx, session, now);
+        self.apply(conn, session, now);
         Ok(())
     }
 
@@ -298,7 +298,7 @@ impl Mux {
     /// `ChannelClosed` at once either way.
     pub(crate) fn close(
         &mut self,
-        ctx: &mut Context,
+        conn: &mut Conn,
         session: SessionId,
         now: Instant,
         id: ChannelId,
@@ -325,7 +325,7 @@ impl Mux {
             }
             self.requeue(id.0);
         }
-        self.apply(ctx, session, now);
+        self.apply(conn, session, now);
         Ok(())
     }
 
@@ -400,7 +400,7 @@ impl Mux {
 
     /// Closes (Normal) the channels finished both ways, as far as the control stream has
     /// room for their CLOSE records.
-    fn close_half_closed(&mut self, ctx: &mut Context, session: SessionId, now: Instant) {
+    fn close_half_closed(&mut self, conn: &mut Conn, session: SessionId, now: Instant) {
         while let Some(&id) = self.half_closed.front() {
             if self.check_room().is_err() {
                 return;
@@ -411,7 +411,7 @@ impl Mux {
                 .close(ChannelId(id), CloseReason::Normal, &mut self.actions)
                 .is_ok()
             {
-                self.apply(ctx, session, now);
+                self.apply(conn, session, now);
             }
         }
     }
@@ -441,9 +441,9 @@ impl Mux {
     }
 
     /// The stream ended: every channel is closed with `reason` and everything is dropped.
-    pub(crate) fn close_all(&mut self, ctx: &mut Context, session: SessionId, reason: CloseReason) {
+    pub(crate) fn close_all(&mut self, conn: &mut Conn, session: SessionId, reason: CloseReason) {
         self.table.close_all(reason, &mut self.actions);
-        self.apply(ctx, session, Instant::ZERO);
+        self.apply(conn, session, Instant::ZERO);
         self.channels.clear();
         self.segments_held = 0;
         self.draining = 0;
@@ -481,11 +481,11 @@ impl Mux {
 
     /// Carries out the table's actions: records into the control stream, events to the
     /// application, channel state created or dropped.
-    fn apply(&mut self, ctx: &mut Context, session: SessionId, now: Instant) {
+    fn apply(&mut self, conn: &mut Conn, session: SessionId, now: Instant) {
         while let Some(action) = self.actions.pop_front() {
             match action {
                 Action::Send(frame) => self.write_record(&frame),
-                Action::Event(event) => self.on_event(ctx, session, now, event),
+                Action::Event(event) => self.on_event(conn, session, now, event),
             }
         }
     }
@@ -502,7 +502,7 @@ impl Mux {
         }
     }
 
-    fn on_event(&mut self, ctx: &mut Context, session: SessionId, now: Instant, e: ChannelEvent) {
+    fn on_event(&mut self, conn: &mut Conn, session: SessionId, now: Instant, e: ChannelEvent) {
         let stream = self.sid();
         let event = match e {
             ChannelEvent::Open { id, cookie } => {
@@ -567,7 +567,7 @@ impl Mux {
                 }
             }
         };
-        ctx.emit(event);
+        conn.emit(event);
     }
 
     // ---- peer input ----
@@ -575,7 +575,7 @@ impl Mux {
     /// A CONTROL frame: reassembles the control stream and processes what it can.
     pub(crate) fn on_control(
         &mut self,
-        ctx: &mut Context,
+        conn: &mut Conn,
         session: SessionId,
         now: Instant,
         offset: u64,
@@ -590,25 +590,25 @@ impl Mux {
                 RecvError::Busy => MuxError::Busy,
                 _ => MuxError::FlowControl,
             })?;
-        self.process_backlog(ctx, session, now)
+        self.process_backlog(conn, session, now)
     }
 
     /// Processes received control records while we can answer them: our control stream
     /// has room and the event queue is not full. What is left waits, uncredited.
     pub(crate) fn process_backlog(
         &mut self,
-        ctx: &mut Context,
+        conn: &mut Conn,
         session: SessionId,
         now: Instant,
     ) -> Result<(), MuxError> {
-        self.close_half_closed(ctx, session, now);
+        self.close_half_closed(conn, session, now);
         let before = self.table.stats();
         let max_cookie = (self.cfg.control_window() as usize).saturating_sub(18);
         let mut result = Ok(());
         let mut used = 0;
         while self.backlog_pos < self.backlog.len()
             && self.check_room().is_ok()
-            && ctx.events.len() < ctx.config.max_queued_events
+            && conn.events.len() < conn.config.max_queued_events
         {
             let all = &self.backlog[self.backlog_pos..];
             let (&ty, mut body) = all.split_first().unwrap_or((&0, &[]));
@@ -631,7 +631,7 @@ impl Mux {
             self.table.on_frame(&frame, &mut self.actions);
             self.backlog_pos += n;
             used += n;
-            self.apply(ctx, session, now);
+            self.apply(conn, session, now);
         }
         if self.backlog_pos == self.backlog.len() {
             self.backlog.clear();
@@ -644,7 +644,7 @@ impl Mux {
             self.ctl_credit_dirty = true;
         }
         let after = self.table.stats();
-        ctx.stats.channel_opens_refused += after.refused_opens - before.refused_opens;
+        conn.stats.channel_opens_refused += after.refused_opens - before.refused_opens;
         result
     }
 
@@ -656,7 +656,7 @@ impl Mux {
     /// A packet frame for one of this stream's channels.
     pub(crate) fn on_frame(
         &mut self,
-        ctx: &mut Context,
+        conn: &mut Conn,
         session: SessionId,
         now: Instant,
         frame: &ChannelFrame<'_>,
@@ -690,13 +690,13 @@ impl Mux {
             _ => false,
         };
         if !kind_ok {
-            ctx.stats.channel_frames_ignored += 1;
+            conn.stats.channel_frames_ignored += 1;
             return Ok(());
         }
         let live = self.table.on_frame(frame, &mut self.actions);
-        self.apply(ctx, session, now);
+        self.apply(conn, session, now);
         if !live {
-            ctx.stats.channel_frames_ignored += 1;
+            conn.stats.channel_frames_ignored += 1;
             return Ok(());
         }
         let stream = self.sid();
@@ -715,7 +715,7 @@ impl Mux {
                 let before = io.recv.buffered_segments();
                 let data = datagram.slice_ref(data);
                 let result = io.recv.on_data(offset, data, fin, |bytes| {
-                    ctx.emit(Event::ChannelData {
+                    conn.emit(Event::ChannelData {
                         session,
                         stream,
                         channel: ChannelId(id),
@@ -727,7 +727,7 @@ impl Mux {
                 match result {
                     Ok(true) => {
                         // The peer finished writing: every byte was delivered above.
-                        ctx.emit(Event::ChannelFinished {
+                        conn.emit(Event::ChannelFinished {
                             session,
                             stream,
                             channel: ChannelId(id),
@@ -757,8 +757,8 @@ impl Mux {
                     channel: ChannelId(id),
                     data: datagram.slice_ref(data),
                 };
-                if !ctx.emit_data(event) {
-                    ctx.stats.datagrams_dropped += 1;
+                if !conn.emit_data(event) {
+                    conn.stats.datagrams_dropped += 1;
                 }
                 Ok(())
             }
@@ -1027,7 +1027,7 @@ impl Mux {
     /// process control records that waited for room.
     pub(crate) fn after_progress(
         &mut self,
-        ctx: &mut Context,
+        conn: &mut Conn,
         session: SessionId,
         now: Instant,
     ) -> Result<(), MuxError> {
@@ -1037,7 +1037,7 @@ impl Mux {
             };
             if io.want_writable && !io.draining {
                 io.want_writable = false;
-                ctx.emit(Event::ChannelWritable {
+                conn.emit(Event::ChannelWritable {
                     session,
                     stream: self.sid(),
                     channel: ChannelId(id),
@@ -1058,7 +1058,7 @@ impl Mux {
             }
         }
         if self.has_backlog() {
-            return self.process_backlog(ctx, session, now);
+            return self.process_backlog(conn, session, now);
         }
         Ok(())
     }
@@ -1089,7 +1089,7 @@ impl Mux {
     /// and closes (with Timeout) the ones that heard nothing for `idle_timeout`.
     pub(crate) fn on_timeout(
         &mut self,
-        ctx: &mut Context,
+        conn: &mut Conn,
         session: SessionId,
         now: Instant,
         keepalives: &mut Vec<u64>,
@@ -1116,13 +1116,13 @@ impl Mux {
         }
         for id in timed_out {
             if self
-                .close(ctx, session, now, ChannelId(id), CloseReason::Timeout)
+                .close(conn, session, now, ChannelId(id), CloseReason::Timeout)
                 .is_err()
             {
                 // No room for the CLOSE yet: try again shortly.
                 next = next.min(now + keepalive / 8);
             } else {
-                ctx.stats.channel_timeouts += 1;
+                conn.stats.channel_timeouts += 1;
             }
         }
         self.timer = next;

@@ -1,29 +1,74 @@
 //! [`SessionMut`]: the application's handle on one session.
 
-use super::Context;
+use super::schedule::{Place, Schedule};
 use crate::channel::{ChannelId, ChannelState, ControlCall};
 use crate::error::Error;
 use crate::negotiation::{Answer, Offer, PendingOffer, Reply};
-use crate::session::{Session, SessionId, SessionPhase};
+use crate::session::{Buffers, Conn};
+use crate::session::{Session, SessionPhase};
 use crate::stream::StreamId;
 use crate::time::Instant;
 use crate::transport::send_stream::Payload;
+use crate::types::Candidate;
+use crate::types::SessionId;
 use crate::types::{CloseReason, StreamOptions, StreamState, StreamType, TransportInfo};
 use bytes::Bytes;
 
 /// A session of an [`Endpoint`](crate::Endpoint), borrowed for the calls the application
 /// makes on it. Get one from [`Endpoint::session`](crate::Endpoint::session); after any call
 /// that can send or report something, drain [`Endpoint::poll_output`](crate::Endpoint::poll_output).
+///
+/// Each call that changes the session runs with the endpoint's packet buffers lent to it,
+/// then puts the session in the endpoint's ready queue and its next deadline in the timer
+/// heap.
 #[derive(Debug)]
 pub struct SessionMut<'a> {
-    pub(super) session: &'a mut Session,
-    pub(super) ctx: &'a mut Context,
+    session: &'a mut Session,
+    conn: &'a mut Conn,
+    hosts: &'a [Candidate],
+    buffers: &'a mut Buffers,
+    schedule: &'a mut Schedule,
+    place: Place,
+    now: &'a mut Instant,
+}
+
+impl<'a> SessionMut<'a> {
+    pub(super) fn new(
+        session: &'a mut Session,
+        conn: &'a mut Conn,
+        hosts: &'a [Candidate],
+        buffers: &'a mut Buffers,
+        schedule: &'a mut Schedule,
+        place: Place,
+        now: &'a mut Instant,
+    ) -> Self {
+        SessionMut {
+            session,
+            conn,
+            hosts,
+            buffers,
+            schedule,
+            place,
+            now,
+        }
+    }
 }
 
 impl SessionMut<'_> {
+    /// Runs a call that changes the session (see the type's docs).
+    fn call<R>(&mut self, f: impl FnOnce(&mut Session, &mut Conn, &[Candidate]) -> R) -> R {
+        self.conn.lend(self.buffers);
+        let r = f(self.session, self.conn, self.hosts);
+        self.conn.give_back(self.buffers);
+        self.schedule.touch(self.place, self.conn);
+        let at = self.session.next_timeout(self.conn);
+        self.schedule.arm(self.place, self.conn, at);
+        r
+    }
+
     /// Records the time of an application call (packets built later carry it).
     fn at(&mut self, now: Instant) {
-        self.ctx.now = self.ctx.now.max(now);
+        *self.now = (*self.now).max(now);
     }
 
     /// The session's id.
@@ -48,7 +93,7 @@ impl SessionMut<'_> {
         stream_type: StreamType,
         options: StreamOptions,
     ) -> Result<StreamId, Error> {
-        self.session.add_stream(self.ctx, stream_type, options)
+        self.call(|session, conn, _| session.add_stream(conn, stream_type, options))
     }
 
     /// The number of streams.
@@ -106,7 +151,7 @@ impl SessionMut<'_> {
     /// [`start_with`](Self::start_with). `bundle` (visible ASCII, may be empty) routes the
     /// request on the other side.
     pub fn request(&mut self, now: Instant, bundle: &str) -> Result<PendingOffer, Error> {
-        self.session.request(self.ctx, now, bundle)
+        self.call(|session, conn, hosts| session.request(conn, hosts, now, bundle))
     }
 
     /// Answerer: accepts or refuses `offer` (the original's `replyRequest`). Accepting
@@ -114,12 +159,12 @@ impl SessionMut<'_> {
     /// become TransportReady, the rest Deactivated. Carry the answer back to the offerer
     /// either way; a refusal ends the session.
     pub fn reply(&mut self, offer: &Offer, reply: Reply) -> Result<Answer, Error> {
-        self.session.reply(self.ctx, offer, reply)
+        self.call(|session, conn, hosts| session.reply(conn, hosts, offer, reply))
     }
 
     /// Answerer: starts after an accepting reply (streams become Connecting).
     pub fn start(&mut self, now: Instant) -> Result<(), Error> {
-        self.session.start(self.ctx, now)
+        self.call(|session, conn, hosts| session.start(conn, hosts, now))
     }
 
     /// Offerer: starts with the peer's answer to `pending`. Streams the answer rejected or
@@ -133,13 +178,13 @@ impl SessionMut<'_> {
         answer: Answer,
     ) -> Result<(), Error> {
         self.at(now);
-        self.session.start_with(self.ctx, now, pending, answer)
+        self.call(|session, conn, hosts| session.start_with(conn, hosts, now, pending, answer))
     }
 
     /// The largest payload one [`write`](Self::write) on `stream` can carry on this path:
     /// the configured UDP payload less packet and frame overhead.
     pub fn max_datagram_size(&self, stream: StreamId) -> Result<usize, Error> {
-        self.session.max_datagram_size(self.ctx, stream)
+        self.session.max_datagram_size(self.conn, stream)
     }
 
     /// Writes on a Connected stream (the original's `writeData`).
@@ -158,8 +203,7 @@ impl SessionMut<'_> {
     ///   when acknowledgements free space. The bytes go out as `poll_output` is drained.
     pub fn write(&mut self, now: Instant, stream: StreamId, data: &[u8]) -> Result<usize, Error> {
         self.at(now);
-        self.session
-            .write(self.ctx, now, stream, Payload::Copy(data))
+        self.call(|session, conn, _| session.write(conn, now, stream, Payload::Copy(data)))
     }
 
     /// [`write`](Self::write) without a copy: on a reliable stream the send buffer keeps
@@ -173,8 +217,7 @@ impl SessionMut<'_> {
         data: Bytes,
     ) -> Result<usize, Error> {
         self.at(now);
-        self.session
-            .write(self.ctx, now, stream, Payload::Owned(data))
+        self.call(|session, conn, _| session.write(conn, now, stream, Payload::Owned(data)))
     }
 
     /// Room in a reliable stream's send buffer (0 for unreliable streams).
@@ -188,7 +231,7 @@ impl SessionMut<'_> {
     /// closes with [`StateReason::AbortedLocally`](crate::StateReason::AbortedLocally).
     pub fn abort_stream(&mut self, now: Instant, stream: StreamId) -> Result<(), Error> {
         self.at(now);
-        self.session.abort_stream(self.ctx, now, stream)
+        self.call(|session, conn, _| session.abort_stream(conn, now, stream))
     }
 
     /// Half-closes a reliable stream: no more writes ([`Error::Finished`]); a FIN follows
@@ -210,7 +253,7 @@ impl SessionMut<'_> {
     /// ```
     pub fn finish_stream(&mut self, now: Instant, stream: StreamId) -> Result<(), Error> {
         self.at(now);
-        self.session.finish_stream(stream)
+        self.call(|session, _, _| session.finish_stream(stream))
     }
 
     /// Closes one stream and tells the peer. A reliable stream closes gracefully: no more
@@ -220,7 +263,7 @@ impl SessionMut<'_> {
     /// on it is discarded. An unreliable stream closes at once.
     pub fn close_stream(&mut self, now: Instant, stream: StreamId) -> Result<(), Error> {
         self.at(now);
-        self.session.close_stream(self.ctx, now, stream)
+        self.call(|session, conn, _| session.close_stream(conn, now, stream))
     }
 
     /// Bytes of datagrams waiting in the session's send queue for the congestion window
@@ -247,7 +290,7 @@ impl SessionMut<'_> {
         cookie: &[u8],
     ) -> Result<ChannelId, Error> {
         self.at(now);
-        self.session.open_channel(self.ctx, now, stream, cookie)
+        self.call(|session, conn, _| session.open_channel(conn, now, stream, cookie))
     }
 
     /// Accepts the peer's channel (after [`Event::ChannelOpen`](crate::Event::ChannelOpen));
@@ -259,8 +302,9 @@ impl SessionMut<'_> {
         channel: ChannelId,
     ) -> Result<(), Error> {
         self.at(now);
-        self.session
-            .channel_control(self.ctx, now, stream, channel, ControlCall::Accept)
+        self.call(|session, conn, _| {
+            session.channel_control(conn, now, stream, channel, ControlCall::Accept)
+        })
     }
 
     /// Refuses the peer's channel: the peer sees it closed with reason Error.
@@ -271,8 +315,9 @@ impl SessionMut<'_> {
         channel: ChannelId,
     ) -> Result<(), Error> {
         self.at(now);
-        self.session
-            .channel_control(self.ctx, now, stream, channel, ControlCall::Refuse)
+        self.call(|session, conn, _| {
+            session.channel_control(conn, now, stream, channel, ControlCall::Refuse)
+        })
     }
 
     /// Writes on an open channel. On a reliable stream: takes what fits the channel's send
@@ -292,8 +337,9 @@ impl SessionMut<'_> {
         data: &[u8],
     ) -> Result<usize, Error> {
         self.at(now);
-        self.session
-            .write_channel(self.ctx, now, stream, channel, Payload::Copy(data))
+        self.call(|session, conn, _| {
+            session.write_channel(conn, now, stream, channel, Payload::Copy(data))
+        })
     }
 
     /// [`write_channel`](Self::write_channel) without a copy (see
@@ -307,8 +353,9 @@ impl SessionMut<'_> {
         data: Bytes,
     ) -> Result<usize, Error> {
         self.at(now);
-        self.session
-            .write_channel(self.ctx, now, stream, channel, Payload::Owned(data))
+        self.call(|session, conn, _| {
+            session.write_channel(conn, now, stream, channel, Payload::Owned(data))
+        })
     }
 
     /// Half-closes a reliable channel: no more writes ([`Error::Finished`]); a FIN follows
@@ -322,7 +369,7 @@ impl SessionMut<'_> {
         channel: ChannelId,
     ) -> Result<(), Error> {
         self.at(now);
-        self.session.finish_channel(stream, channel)
+        self.call(|session, _, _| session.finish_channel(stream, channel))
     }
 
     /// Closes a channel, in any state, with `reason`; the peer is told and both sides get
@@ -338,8 +385,7 @@ impl SessionMut<'_> {
         reason: CloseReason,
     ) -> Result<(), Error> {
         self.at(now);
-        self.session
-            .close_channel(self.ctx, now, stream, channel, reason)
+        self.call(|session, conn, _| session.close_channel(conn, now, stream, channel, reason))
     }
 
     /// Asks the peer to stop sending on a channel (the peer's writes return
@@ -351,8 +397,9 @@ impl SessionMut<'_> {
         channel: ChannelId,
     ) -> Result<(), Error> {
         self.at(now);
-        self.session
-            .channel_control(self.ctx, now, stream, channel, ControlCall::Pend)
+        self.call(|session, conn, _| {
+            session.channel_control(conn, now, stream, channel, ControlCall::Pend)
+        })
     }
 
     /// Lets the peer send on a channel again after [`pend_channel`](Self::pend_channel).
@@ -363,8 +410,9 @@ impl SessionMut<'_> {
         channel: ChannelId,
     ) -> Result<(), Error> {
         self.at(now);
-        self.session
-            .channel_control(self.ctx, now, stream, channel, ControlCall::Resume)
+        self.call(|session, conn, _| {
+            session.channel_control(conn, now, stream, channel, ControlCall::Resume)
+        })
     }
 
     /// A live channel's state (a closed channel is [`ChannelError::UnknownChannel`](crate::ChannelError::UnknownChannel)).
@@ -382,16 +430,15 @@ impl SessionMut<'_> {
     /// ignored.) Returns true when this made new credit due: something to send, so drain
     /// [`Endpoint::poll_output`](crate::Endpoint::poll_output).
     pub fn consume(&mut self, stream: StreamId, bytes: usize) -> bool {
-        self.ctx.config.manual_credit && self.session.on_consumed(stream, bytes as u64)
+        self.conn.config.manual_credit
+            && self.call(|session, _, _| session.on_consumed(stream, bytes as u64))
     }
 
     /// With [`Config::manual_credit`](crate::Config::manual_credit): the application has
     /// used `bytes` more of a reliable channel's data (see [`consume`](Self::consume)).
     pub fn consume_channel(&mut self, stream: StreamId, channel: ChannelId, bytes: usize) -> bool {
-        self.ctx.config.manual_credit
-            && self
-                .session
-                .on_channel_consumed(stream, channel, bytes as u64)
+        self.conn.config.manual_credit
+            && self.call(|session, _, _| session.on_channel_consumed(stream, channel, bytes as u64))
     }
 
     /// Live channels on a stream.
@@ -415,6 +462,6 @@ impl SessionMut<'_> {
         channel: ChannelId,
     ) -> Result<usize, Error> {
         self.session
-            .max_channel_datagram_size(self.ctx, stream, channel)
+            .max_channel_datagram_size(self.conn, stream, channel)
     }
 }

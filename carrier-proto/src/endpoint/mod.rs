@@ -8,28 +8,40 @@
 //!
 //! Incoming datagrams are routed to their session in O(1): the destination id in the packet
 //! header is the session's [`SessionId`], whose low 32 bits index the session table and
-//! whose high 32 bits must match the slot's random tag.
+//! whose high 32 bits must match the slot's random tag. The session opens the packet with
+//! its own keys; the endpoint only routes.
+//!
+//! Each session queues its own events and packets; `poll_output` visits only the sessions
+//! in the ready queue (touched since they last had nothing to hand out) and `handle_input`
+//! with a timeout only the sessions whose deadline in the timer heap has come (see
+//! `schedule.rs`), so idle sessions cost nothing per event.
 
-mod context;
 mod handle;
+mod schedule;
 
-pub(crate) use context::Context;
 pub use handle::SessionMut;
 
+use alloc::collections::VecDeque;
 use alloc::string::String;
+use alloc::sync::Arc;
 use alloc::vec::Vec;
 use bytes::Bytes;
 use core::net::SocketAddr;
 
+use schedule::{Place, Schedule};
+
 use crate::config::Config;
-use crate::crypto::OpenError;
 use crate::error::Error;
 use crate::event::Event;
 use crate::negotiation::{Answer, Offer};
-use crate::packet::{Header, PacketError, is_carrier_packet, peek_destination};
-use crate::session::{Incoming, Session, SessionId};
+use crate::packet::{is_carrier_packet, peek_destination};
+use crate::rng::Rng;
+use crate::session::{Buffers, Conn, Session, SessionPhase};
 use crate::time::Instant;
-use crate::types::Candidate;
+use crate::types::{Candidate, HandlerId, SessionId};
+
+pub use crate::stats::EndpointStats;
+pub use crate::types::Transmit;
 
 /// Something for the core to process.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -49,17 +61,6 @@ pub enum Input {
     Timeout(Instant),
 }
 
-/// A datagram for the driver to send.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Transmit {
-    /// The local address to send from.
-    pub source: SocketAddr,
-    /// Where to send it.
-    pub destination: SocketAddr,
-    /// The datagram.
-    pub contents: Bytes,
-}
-
 /// What [`Endpoint::poll_output`] hands back.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Output {
@@ -72,100 +73,21 @@ pub enum Output {
     Timeout(Instant),
 }
 
-/// A registered handler for session requests whose bundle starts with its prefix.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct HandlerId(u32);
-
-/// Counters for everything the endpoint did or dropped.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct EndpointStats {
-    /// Datagrams handed in.
-    pub packets_received: u64,
-    /// Datagrams handed out.
-    pub packets_sent: u64,
-    /// Bytes handed out.
-    pub bytes_sent: u64,
-    /// Dropped: not a Carrier packet (first byte), e.g. stray STUN or garbage.
-    pub dropped_not_carrier: u64,
-    /// Dropped: no session has the destination id.
-    pub dropped_unknown_session: u64,
-    /// Dropped: checksum mismatch (corrupted on the way; or, before `start_with`, a sealed
-    /// packet from a peer that already has the session's keys).
-    pub dropped_bad_checksum: u64,
-    /// Dropped: malformed header, payload or frame, or an unknown version or type.
-    pub dropped_malformed: u64,
-    /// Dropped: valid, but not expected in the session's state or from that address.
-    pub dropped_unexpected: u64,
-    /// Datagrams sent on unreliable streams.
-    pub datagrams_sent: u64,
-    /// Incoming datagrams not delivered (stream not Connected, unknown, or reliable; or the
-    /// event queue was full).
-    pub datagrams_dropped: u64,
-    /// Data events dropped because the application did not drain events.
-    pub events_dropped: u64,
-    /// Sessions ended by the idle timeout.
-    pub idle_timeouts: u64,
-    /// Sessions whose path died (no ACK after the configured probe timeouts).
-    pub dead_paths: u64,
-    /// Packets received twice (by packet number) and not processed again.
-    pub dropped_duplicate: u64,
-    /// Stream frames refused for breaking flow control or the final size.
-    pub flow_control_violations: u64,
-    /// Datagrams not sent because the congestion window was full.
-    pub datagrams_congestion_dropped: u64,
-    /// Channel opens from peers refused (over a limit, or a reused id) with CLOSE(Error).
-    pub channel_opens_refused: u64,
-    /// Channel frames dropped: for a closed or unknown channel, or the wrong stream kind.
-    pub channel_frames_ignored: u64,
-    /// Streams aborted because the peer's channel control stream was malformed.
-    pub channel_violations: u64,
-    /// Unreliable channels closed with Timeout because the peer went silent.
-    pub channel_timeouts: u64,
-    /// Packets left unacknowledged because out-of-order data in them had no room (the
-    /// peer sends them again; nothing is lost).
-    pub packets_refused_busy: u64,
-    /// Packets of a protected session whose authentication tag did not verify: corrupted,
-    /// forged, or sealed with another key (another session's, a spoofer's).
-    pub dropped_bad_tag: u64,
-    /// Packets of a protected session whose packet number was accepted before (a replay or
-    /// a network duplicate) or is too old to tell.
-    pub dropped_replay: u64,
-    /// Sessions stopped because their keys were used up (packet numbers or forgeries).
-    pub keys_exhausted: u64,
-    /// Path MTU probes sent (see [`Config::mtu_ceiling`](crate::Config::mtu_ceiling)).
-    pub mtu_probes_sent: u64,
-    /// Datagrams queued because the congestion window was full (sent later, at the
-    /// controller's pace).
-    pub datagrams_queued: u64,
-    /// Queued datagrams dropped to make room under
-    /// [`DatagramPolicy::DropOldest`](crate::DatagramPolicy::DropOldest).
-    pub datagrams_dropped_oldest: u64,
-    /// Offers refused by [`Endpoint::handle_offer`] because
-    /// [`Config::max_queued_requests`](crate::Config::max_queued_requests) requests were
-    /// already waiting for the application.
-    pub requests_refused: u64,
-    /// Graceful session closes that ran out of
-    /// [`Config::close_linger`](crate::Config::close_linger) before the peer acknowledged
-    /// everything.
-    pub close_lingers_expired: u64,
-    /// Packets for a session that has ended but is still in the table (late packets; the
-    /// extra copies of the peer's session CLOSE, which goes out in three packets).
-    pub dropped_after_end: u64,
-    /// Authenticated packets dropped without effect (from an address that is not the
-    /// peer's, or not expected now); their packet numbers stay open in the replay window,
-    /// so a racing copy cannot shadow the original.
-    pub dropped_authenticated: u64,
-}
-
 /// A session table slot: a random tag (the id's high half) and maybe a session.
 #[derive(Debug)]
 struct Slot {
     tag: u32,
-    session: Option<Session>,
+    live: Option<Live>,
     /// The application closed the session: the slot is freed as soon as it has ended (a
     /// graceful close keeps it while it flushes).
     release: bool,
+}
+
+/// A session and its connection state (kept apart so both can be borrowed at once).
+#[derive(Debug)]
+struct Live {
+    session: Session,
+    conn: Conn,
 }
 
 /// One socket's worth of sessions: routes datagrams, runs timers, queues outputs.
@@ -180,82 +102,112 @@ struct Slot {
 /// ```
 #[derive(Debug)]
 pub struct Endpoint {
-    ctx: Context,
+    config: Arc<Config>,
+    /// Draws slot tags and seeds each session's own generator.
+    rng: Rng,
+    hosts: Vec<Candidate>,
+    /// The endpoint's own events (session requests), and those a session left behind
+    /// when it was freed.
+    events: VecDeque<Event>,
+    /// Packets a session left behind when it was freed (the copies of its CLOSE).
+    transmits: VecDeque<Transmit>,
+    /// What happened before a packet reached a session, and the counts of freed sessions.
+    stats: EndpointStats,
+    /// The latest time the driver told us (inputs and application calls), for the packets
+    /// `poll_output` builds on demand.
+    now: Instant,
+    /// `SessionRequest` events in `events` (bounded by `Config::max_queued_requests`).
+    queued_requests: usize,
+    /// The packet buffers, lent to the session at work.
+    buffers: Buffers,
+    schedule: Schedule,
+    /// Scratch list of the sessions whose timers are due (kept to reuse its memory).
+    due: Vec<Place>,
     slots: Vec<Slot>,
     free: Vec<u32>,
     live: usize,
     handlers: Vec<(HandlerId, String)>,
     next_handler: u32,
-    /// The session `poll_output` asks for a packet first (round-robin, so one busy session
-    /// cannot starve the others).
-    tx_cursor: usize,
 }
 
 impl Endpoint {
     /// An endpoint with no sessions.
     pub fn new(config: Config) -> Self {
         Endpoint {
-            ctx: Context::new(config),
+            rng: Rng::from_seed(config.seed),
+            config: Arc::new(config),
+            hosts: Vec::new(),
+            events: VecDeque::new(),
+            transmits: VecDeque::new(),
+            stats: EndpointStats::default(),
+            now: Instant::ZERO,
+            queued_requests: 0,
+            buffers: Buffers::new(),
+            schedule: Schedule::default(),
+            due: Vec::new(),
             slots: Vec::new(),
             free: Vec::new(),
             live: 0,
             handlers: Vec::new(),
             next_handler: 0,
-            tx_cursor: 0,
         }
     }
 
     /// The configuration.
     pub fn config(&self) -> &Config {
-        &self.ctx.config
+        &self.config
     }
 
     /// This peer's public identity (the Ed25519 public key of
     /// [`Config::identity`](crate::Config::identity)), to give to peers.
     pub fn identity(&self) -> Option<[u8; 32]> {
-        self.ctx
-            .config
+        self.config
             .identity
             .as_ref()
             .map(crate::crypto::identity::public_of)
     }
 
-    /// Counters.
+    /// Counters: the endpoint's own and every session's, ended ones included. (Sums over
+    /// the live sessions: O(n), meant for reports, not for every packet.)
     pub fn stats(&self) -> EndpointStats {
-        self.ctx.stats
+        let mut total = self.stats;
+        for live in self.slots.iter().filter_map(|s| s.live.as_ref()) {
+            total.add(&live.conn.stats);
+        }
+        total
     }
 
     /// Adds a local host address; descriptions made after this list it as a candidate.
     /// Earlier-added addresses are preferred. Adding the same address twice does nothing.
     pub fn add_host_candidate(&mut self, address: SocketAddr) {
-        if self.ctx.hosts.iter().any(|c| c.address == address) {
+        if self.hosts.iter().any(|c| c.address == address) {
             return;
         }
-        let preference = u16::MAX.saturating_sub(self.ctx.hosts.len() as u16);
-        self.ctx.hosts.push(Candidate::host(address, preference));
+        let preference = u16::MAX.saturating_sub(self.hosts.len() as u16);
+        self.hosts.push(Candidate::host(address, preference));
     }
 
     /// The local candidates.
     pub fn local_candidates(&self) -> &[Candidate] {
-        &self.ctx.hosts
+        &self.hosts
     }
 
-    /// Creates a session with `peer` (the original's `newSession`).
+    /// Creates a session with `peer` (the seed's `newSession`).
     pub fn new_session(&mut self, peer: &str) -> Result<SessionId, Error> {
-        if peer.len() > self.ctx.config.max_peer_id_len {
+        if peer.len() > self.config.max_peer_id_len {
             return Err(Error::Limit {
                 what: "peer id length",
-                max: self.ctx.config.max_peer_id_len,
+                max: self.config.max_peer_id_len,
             });
         }
-        if self.live >= self.ctx.config.max_sessions {
+        if self.live >= self.config.max_sessions {
             return Err(Error::Limit {
                 what: "sessions",
-                max: self.ctx.config.max_sessions,
+                max: self.config.max_sessions,
             });
         }
         let tag = loop {
-            let t = self.ctx.rng.u32();
+            let t = self.rng.u32();
             if t != 0 {
                 break t;
             }
@@ -265,52 +217,80 @@ impl Endpoint {
             None => {
                 self.slots.push(Slot {
                     tag: 0,
-                    session: None,
+                    live: None,
                     release: false,
                 });
                 (self.slots.len() - 1) as u32
             }
         };
         let id = SessionId((u64::from(tag) << 32) | u64::from(index));
-        let session = Session::new(id, String::from(peer), &mut self.ctx);
+        let mut seed = [0; 32];
+        self.rng.fill(&mut seed);
+        let mut conn = Conn::new(self.config.clone(), Rng::from_seed(seed));
+        let session = Session::new(id, String::from(peer), &mut conn);
         self.slots[index as usize] = Slot {
             tag,
-            session: Some(session),
+            live: Some(Live { session, conn }),
             release: false,
         };
         self.live += 1;
         Ok(id)
     }
 
-    fn session_state(&mut self, id: SessionId) -> Option<&mut Session> {
-        let i = self.slot_of(id)?;
-        self.slots[i].session.as_mut()
-    }
-
     fn slot_of(&self, id: SessionId) -> Option<usize> {
         let i = id.slot();
         let slot = self.slots.get(i)?;
-        (u64::from(slot.tag) == id.0 >> 32 && slot.session.is_some()).then_some(i)
+        (u64::from(slot.tag) == id.0 >> 32 && slot.live.is_some()).then_some(i)
+    }
+
+    fn place(&self, i: usize) -> Place {
+        Place {
+            index: i as u32,
+            tag: self.slots[i].tag,
+        }
+    }
+
+    /// Runs `f` on the session in slot `i` with the buffers lent to it, then puts the
+    /// session in the ready queue and its next deadline in the timer heap, and frees the
+    /// slot if the session ended after a close. `None`: no session there.
+    fn with_session<R>(
+        &mut self,
+        i: usize,
+        f: impl FnOnce(&mut Session, &mut Conn, &[Candidate]) -> R,
+    ) -> Option<R> {
+        let place = self.place(i);
+        let Live { session, conn } = self.slots.get_mut(i)?.live.as_mut()?;
+        conn.lend(&mut self.buffers);
+        let r = f(session, conn, &self.hosts);
+        conn.give_back(&mut self.buffers);
+        self.schedule.touch(place, conn);
+        let at = session.next_timeout(conn);
+        self.schedule.arm(place, conn, at);
+        self.reap(i);
+        Some(r)
     }
 
     /// A handle on a session, for the calls the application makes on it.
     pub fn session(&mut self, id: SessionId) -> Result<SessionMut<'_>, Error> {
         let i = self.slot_of(id).ok_or(Error::UnknownSession)?;
-        let session = self.slots[i]
-            .session
-            .as_mut()
-            .ok_or(Error::UnknownSession)?;
-        Ok(SessionMut {
+        let place = self.place(i);
+        let Live { session, conn } = self.slots[i].live.as_mut().ok_or(Error::UnknownSession)?;
+        Ok(SessionMut::new(
             session,
-            ctx: &mut self.ctx,
-        })
+            conn,
+            &self.hosts,
+            &mut self.buffers,
+            &mut self.schedule,
+            place,
+            &mut self.now,
+        ))
     }
 
     /// Ids of all sessions, in table order.
     pub fn sessions(&self) -> impl Iterator<Item = SessionId> + '_ {
         self.slots
             .iter()
-            .filter_map(|s| s.session.as_ref().map(|s| s.id))
+            .filter_map(|s| s.live.as_ref().map(|l| l.session.id))
     }
 
     /// Closes a session gracefully (the seed's `close`): every reliable stream delivers
@@ -324,12 +304,9 @@ impl Endpoint {
     /// that is already closing does nothing. Events already queued are still delivered.
     pub fn close_session(&mut self, now: Instant, id: SessionId) -> Result<(), Error> {
         let i = self.slot_of(id).ok_or(Error::UnknownSession)?;
-        self.ctx.now = self.ctx.now.max(now);
-        if let Some(session) = self.slots[i].session.as_mut() {
-            session.close(&mut self.ctx, now);
-        }
+        self.now = self.now.max(now);
         self.slots[i].release = true;
-        self.reap(i);
+        self.with_session(i, |session, conn, _| session.close(conn, now));
         Ok(())
     }
 
@@ -339,29 +316,33 @@ impl Endpoint {
     /// is sent, and the id is freed. Also ends a graceful close still flushing.
     pub fn abort_session(&mut self, now: Instant, id: SessionId) -> Result<(), Error> {
         let i = self.slot_of(id).ok_or(Error::UnknownSession)?;
-        self.ctx.now = self.ctx.now.max(now);
-        if let Some(session) = self.slots[i].session.as_mut() {
-            session.abort(&mut self.ctx, now);
-        }
+        self.now = self.now.max(now);
         self.slots[i].release = true;
-        self.reap(i);
+        self.with_session(i, |session, conn, _| session.abort(conn, now));
         Ok(())
     }
 
-    /// Frees slot `i` if its session was closed by the application and has ended.
+    /// Frees slot `i` if its session was closed by the application and has ended. What
+    /// the session still had queued (its last events, the copies of its CLOSE) moves to
+    /// the endpoint's queues, and its counts to the endpoint's.
     fn reap(&mut self, i: usize) {
         let slot = &mut self.slots[i];
         let ended = slot
-            .session
+            .live
             .as_ref()
-            .is_some_and(|s| s.phase == crate::session::SessionPhase::Ended);
-        if slot.release && ended {
-            slot.session = None;
-            slot.release = false;
-            slot.tag = 0;
-            self.free.push(i as u32);
-            self.live -= 1;
+            .is_some_and(|l| l.session.phase == SessionPhase::Ended);
+        if !(slot.release && ended) {
+            return;
         }
+        if let Some(Live { mut conn, .. }) = slot.live.take() {
+            self.stats.add(&conn.stats);
+            self.events.append(&mut conn.events);
+            self.transmits.append(&mut conn.transmits);
+        }
+        slot.release = false;
+        slot.tag = 0;
+        self.free.push(i as u32);
+        self.live -= 1;
     }
 
     /// Routes requests whose bundle starts with `prefix` to a new handler id (the longest
@@ -394,24 +375,24 @@ impl Endpoint {
     /// An offer arrived from `peer` over signaling: parses it (within the configured limits)
     /// and reports [`Event::SessionRequest`] to the handler its bundle routes to.
     pub fn handle_offer(&mut self, peer: &str, offer_sdp: &str) -> Result<(), Error> {
-        if peer.len() > self.ctx.config.max_peer_id_len {
+        if peer.len() > self.config.max_peer_id_len {
             return Err(Error::Limit {
                 what: "peer id length",
-                max: self.ctx.config.max_peer_id_len,
+                max: self.config.max_peer_id_len,
             });
         }
-        let max = self.ctx.config.max_queued_requests;
-        if self.ctx.queued_requests >= max {
-            self.ctx.stats.requests_refused += 1;
+        let max = self.config.max_queued_requests;
+        if self.queued_requests >= max {
+            self.stats.requests_refused += 1;
             return Err(Error::Limit {
                 what: "queued session requests",
                 max,
             });
         }
-        let offer = Offer::parse(offer_sdp, &self.ctx.config.sdp)?;
+        let offer = Offer::parse(offer_sdp, &self.config.sdp)?;
         let handler = self.route_bundle(offer.bundle().unwrap_or(""));
-        self.ctx.queued_requests += 1;
-        self.ctx.emit(Event::SessionRequest {
+        self.queued_requests += 1;
+        self.events.push_back(Event::SessionRequest {
             handler,
             peer: String::from(peer),
             offer,
@@ -423,14 +404,13 @@ impl Endpoint {
     /// answers, and completes that request with [`Event::RequestComplete`]. Returns the
     /// session; if accepted, call [`SessionMut::start_with`] next.
     pub fn handle_answer(&mut self, answer_sdp: &str) -> Result<SessionId, Error> {
-        let answer = Answer::parse(answer_sdp, &self.ctx.config.sdp)?;
+        let answer = Answer::parse(answer_sdp, &self.config.sdp)?;
         let id = SessionId(answer.reply_to().ok_or(Error::AnswerMismatch)?);
         let i = self.slot_of(id).ok_or(Error::UnknownSession)?;
-        let session = self.slots[i]
-            .session
-            .as_mut()
-            .ok_or(Error::UnknownSession)?;
-        session.complete_request(&mut self.ctx, &answer)?;
+        self.with_session(i, |session, conn, _| {
+            session.complete_request(conn, &answer)
+        })
+        .ok_or(Error::UnknownSession)??;
         Ok(id)
     }
 
@@ -440,7 +420,7 @@ impl Endpoint {
         let now = match &input {
             Input::Receive { now, .. } | Input::Timeout(now) => *now,
         };
-        self.ctx.now = self.ctx.now.max(now);
+        self.now = self.now.max(now);
         match input {
             Input::Receive {
                 now,
@@ -448,16 +428,61 @@ impl Endpoint {
                 destination,
                 contents,
             } => self.handle_datagram(now, source, destination, contents),
-            Input::Timeout(now) => {
-                for i in 0..self.slots.len() {
-                    if let Some(s) = self.slots[i].session.as_mut() {
-                        if s.next_timeout(&self.ctx) <= now {
-                            s.handle_timeout(&mut self.ctx, now);
-                            self.reap(i);
-                        }
-                    }
-                }
+            Input::Timeout(now) => self.handle_timeouts(now),
+        }
+        self.drop_stale_timers();
+    }
+
+    /// Runs the timers of every session whose deadline has come (and only those), each
+    /// once: a session whose timer work leaves a deadline that is still due runs again at
+    /// the next timeout, not in a loop here.
+    fn handle_timeouts(&mut self, now: Instant) {
+        let mut due = core::mem::take(&mut self.due);
+        while let Some((at, place)) = self.schedule.peek_timer() {
+            if at > now {
+                break;
             }
+            self.schedule.pop_timer();
+            if self.is_current(at, place) {
+                due.push(place);
+            }
+        }
+        for place in due.drain(..) {
+            self.with_session(place.index as usize, |session, conn, _| {
+                // The heap's entry was consumed: whatever deadline comes next is armed anew.
+                conn.deadline = Instant::FAR_FUTURE;
+                if session.next_timeout(conn) <= now {
+                    session.handle_timeout(conn, now);
+                }
+            });
+        }
+        self.due = due;
+    }
+
+    /// Whether a timer heap entry is the current deadline of a live session.
+    fn is_current(&self, at: Instant, place: Place) -> bool {
+        self.slots.get(place.index as usize).is_some_and(|slot| {
+            slot.tag == place.tag && slot.live.as_ref().is_some_and(|l| l.conn.deadline == at)
+        })
+    }
+
+    /// Drops stale entries from the top of the timer heap (so [`Endpoint::next_timeout`]
+    /// is exact), and compacts the heap when stale entries outnumber live sessions.
+    fn drop_stale_timers(&mut self) {
+        while let Some((at, place)) = self.schedule.peek_timer() {
+            if self.is_current(at, place) {
+                break;
+            }
+            self.schedule.pop_timer();
+        }
+        if self.schedule.timer_entries() > 2 * self.live + 64 {
+            let slots = &self.slots;
+            self.schedule.compact(|at, place| {
+                slots.get(place.index as usize).is_some_and(|slot| {
+                    slot.tag == place.tag
+                        && slot.live.as_ref().is_some_and(|l| l.conn.deadline == at)
+                })
+            });
         }
     }
 
@@ -468,89 +493,19 @@ impl Endpoint {
         local: SocketAddr,
         contents: Bytes,
     ) {
-        self.ctx.stats.packets_received += 1;
+        self.stats.packets_received += 1;
         if !is_carrier_packet(&contents) {
-            self.ctx.stats.dropped_not_carrier += 1;
+            self.stats.dropped_not_carrier += 1;
             return;
         }
         let Some(slot) = peek_destination(&contents).and_then(|d| self.slot_of(SessionId(d)))
         else {
-            self.ctx.stats.dropped_unknown_session += 1;
+            self.stats.dropped_unknown_session += 1;
             return;
         };
-        let Some(session) = self.slots[slot].session.as_mut() else {
-            return;
-        };
-        // A protected session's packets are authenticated and decrypted with its keys; a
-        // plain one's are checked against their CRC.
-        let header;
-        let payload;
-        let datagram;
-        if let Some(protection) = session.protection.as_deref_mut() {
-            header = match Header::parse_protected(&contents, crate::crypto::TAG_LEN) {
-                Ok(h) => h,
-                Err(_) => {
-                    self.ctx.stats.dropped_malformed += 1;
-                    return;
-                }
-            };
-            datagram = match self.ctx.open(protection, &header, contents) {
-                Ok(plain) => plain,
-                Err(e) => {
-                    let stats = &mut self.ctx.stats;
-                    match e {
-                        OpenError::BadTag => stats.dropped_bad_tag += 1,
-                        OpenError::Replay => stats.dropped_replay += 1,
-                        OpenError::Exhausted => {
-                            stats.dropped_bad_tag += 1;
-                            session.keys_exhausted(&mut self.ctx);
-                        }
-                    }
-                    return;
-                }
-            };
-            payload = &datagram[..];
-        } else {
-            let stats = &mut self.ctx.stats;
-            (header, payload) = match Header::parse(&contents) {
-                Ok(parsed) => parsed,
-                Err(PacketError::BadChecksum) => {
-                    stats.dropped_bad_checksum += 1;
-                    return;
-                }
-                Err(_) => {
-                    stats.dropped_malformed += 1;
-                    return;
-                }
-            };
-            datagram = contents.clone();
-        }
-        let packet = Incoming {
-            now,
-            local,
-            remote: source,
-            header: &header,
-            payload,
-            datagram: &datagram,
-        };
-        let result = session.handle_packet(&mut self.ctx, packet);
-        // Only a packet the session took marks the replay window: a dropped one (a copy
-        // raced in from another address, say) must leave its number open for the original.
-        if let Some(p) = session.protection.as_deref_mut() {
-            match result {
-                Ok(()) => p.accept(header.packet_number),
-                Err(crate::session::Drop::Ended) => {}
-                Err(_) => self.ctx.stats.dropped_authenticated += 1,
-            }
-        }
-        if let Err(drop) = result {
-            match drop {
-                crate::session::Drop::Malformed => self.ctx.stats.dropped_malformed += 1,
-                crate::session::Drop::Unexpected => self.ctx.stats.dropped_unexpected += 1,
-                crate::session::Drop::Ended => self.ctx.stats.dropped_after_end += 1,
-            }
-        }
-        self.reap(slot);
+        self.with_session(slot, |session, conn, _| {
+            session.handle_datagram(conn, now, source, local, contents)
+        });
     }
 
     /// The next thing for the driver: a datagram to send, an event, or — when both queues
@@ -558,68 +513,91 @@ impl Endpoint {
     ///
     /// Packets carrying reliable stream data are built here, one per call, when the
     /// congestion window, the pacer and flow control allow (so nothing queues inside the
-    /// core); they carry the time of the latest input or call.
+    /// core); they carry the time of the latest input or call. Sessions take turns, so one
+    /// busy session cannot starve the others.
     pub fn poll_output(&mut self) -> Output {
-        if let Some(t) = self.ctx.transmits.pop_front() {
+        if let Some(t) = self.transmits.pop_front() {
             return Output::Transmit(t);
         }
-        if let Some(e) = self.ctx.events.pop_front() {
+        if let Some(e) = self.events.pop_front() {
             if let Event::SessionRequest { .. } = e {
-                self.ctx.queued_requests -= 1;
-            }
-            // The application has the bytes now: their credit goes back to the peer (unless
-            // the driver returns it itself, as its reader consumes them).
-            match &e {
-                _ if self.ctx.config.manual_credit => {}
-                Event::StreamData {
-                    session,
-                    stream,
-                    data,
-                } => {
-                    if let Some(s) = self.session_state(*session) {
-                        s.on_consumed(*stream, data.len() as u64);
-                    }
-                }
-                Event::ChannelData {
-                    session,
-                    stream,
-                    channel,
-                    data,
-                } => {
-                    if let Some(s) = self.session_state(*session) {
-                        s.on_channel_consumed(*stream, *channel, data.len() as u64);
-                    }
-                }
-                _ => {}
+                self.queued_requests -= 1;
             }
             return Output::Event(e);
         }
-        let n = self.slots.len();
-        let now = self.ctx.now;
-        for k in 0..n {
-            let i = (self.tx_cursor + k) % n;
-            let Some(s) = self.slots[i].session.as_mut() else {
-                continue;
-            };
-            let sent = s.poll_transmit(&mut self.ctx, now);
-            self.reap(i);
-            if sent {
-                self.tx_cursor = (i + 1) % n;
-                if let Some(t) = self.ctx.transmits.pop_front() {
-                    return Output::Transmit(t);
+        while let Some(place) = self.schedule.front() {
+            let i = place.index as usize;
+            let manual_credit = self.config.manual_credit;
+            let slot = &mut self.slots[i];
+            let live = match slot.live.as_mut() {
+                Some(live) if slot.tag == place.tag && live.conn.ready => live,
+                _ => {
+                    self.schedule.pop_front();
+                    continue;
                 }
+            };
+            let Live { session, conn } = live;
+            if let Some(t) = conn.transmits.pop_front() {
+                return Output::Transmit(t);
             }
+            if let Some(e) = conn.events.pop_front() {
+                // The application has the bytes now: their credit goes back to the peer
+                // (unless the driver returns it itself, as its reader consumes them).
+                if !manual_credit && give_credit(session, &e) {
+                    conn.needs_poll = true;
+                }
+                return Output::Event(e);
+            }
+            if conn.needs_poll {
+                conn.needs_poll = false;
+                conn.lend(&mut self.buffers);
+                let sent = session.poll_transmit(conn, self.now);
+                conn.give_back(&mut self.buffers);
+                let at = session.next_timeout(conn);
+                self.schedule.arm(place, conn, at);
+                if sent {
+                    // Its turn is over: the others go next, then it is asked again.
+                    conn.needs_poll = true;
+                    self.schedule.rotate();
+                }
+                self.reap(i);
+                continue;
+            }
+            // Nothing more from this session until something touches it.
+            conn.ready = false;
+            self.schedule.pop_front();
+            self.reap(i);
         }
+        if let Some(t) = self.transmits.pop_front() {
+            return Output::Transmit(t);
+        }
+        if let Some(e) = self.events.pop_front() {
+            return Output::Event(e);
+        }
+        self.drop_stale_timers();
         Output::Timeout(self.next_timeout())
     }
 
-    /// The earliest timer over all sessions ([`Instant::FAR_FUTURE`] if none).
+    /// The earliest timer over all sessions ([`Instant::FAR_FUTURE`] if none). O(1): the
+    /// top of the timer heap (exact once [`Endpoint::poll_output`] has been drained).
     pub fn next_timeout(&self) -> Instant {
-        self.slots
-            .iter()
-            .filter_map(|s| s.session.as_ref())
-            .map(|s| s.next_timeout(&self.ctx))
-            .min()
-            .unwrap_or(Instant::FAR_FUTURE)
+        self.schedule
+            .peek_timer()
+            .map_or(Instant::FAR_FUTURE, |(at, _)| at)
+    }
+}
+
+/// Returns the credit of a data event the application has been handed; true when that
+/// made a credit update due (something to send).
+fn give_credit(session: &mut Session, event: &Event) -> bool {
+    match event {
+        Event::StreamData { stream, data, .. } => session.on_consumed(*stream, data.len() as u64),
+        Event::ChannelData {
+            stream,
+            channel,
+            data,
+            ..
+        } => session.on_channel_consumed(*stream, *channel, data.len() as u64),
+        _ => false,
     }
 }

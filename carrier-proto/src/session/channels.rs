@@ -4,11 +4,11 @@
 use alloc::vec::Vec;
 use bytes::Bytes;
 
+use super::Conn;
 use super::Session;
 use crate::channel::{
     ChannelError, ChannelFrame, ChannelId, ChannelState, ControlCall, Mux, MuxError,
 };
-use crate::endpoint::Context;
 use crate::error::Error;
 use crate::packet::Frame;
 use crate::stream::StreamId;
@@ -50,7 +50,7 @@ impl Session {
 
     pub(crate) fn open_channel(
         &mut self,
-        ctx: &mut Context,
+        conn: &mut Conn,
         now: Instant,
         stream: StreamId,
         cookie: &[u8],
@@ -58,13 +58,13 @@ impl Session {
         let id = self.id;
         Ok(self
             .mux_mut(stream, "open_channel")?
-            .open(ctx, id, now, cookie)?)
+            .open(conn, id, now, cookie)?)
     }
 
     /// Accept, refuse, pend or resume: the channel calls that send one control record.
     pub(crate) fn channel_control(
         &mut self,
-        ctx: &mut Context,
+        conn: &mut Conn,
         now: Instant,
         stream: StreamId,
         channel: ChannelId,
@@ -79,12 +79,12 @@ impl Session {
         };
         Ok(self
             .mux_mut(stream, op)?
-            .control(ctx, id, now, channel, call)?)
+            .control(conn, id, now, channel, call)?)
     }
 
     pub(crate) fn close_channel(
         &mut self,
-        ctx: &mut Context,
+        conn: &mut Conn,
         now: Instant,
         stream: StreamId,
         channel: ChannelId,
@@ -93,7 +93,7 @@ impl Session {
         let id = self.id;
         Ok(self
             .mux_mut(stream, "close_channel")?
-            .close(ctx, id, now, channel, reason)?)
+            .close(conn, id, now, channel, reason)?)
     }
 
     pub(crate) fn finish_channel(
@@ -127,7 +127,7 @@ impl Session {
     /// The largest datagram one `write_channel` on an unreliable stream's channel carries.
     pub(crate) fn max_channel_datagram_size(
         &self,
-        ctx: &Context,
+        conn: &Conn,
         stream: StreamId,
         channel: ChannelId,
     ) -> Result<usize, Error> {
@@ -135,14 +135,14 @@ impl Session {
         if mux.is_reliable() {
             return Err(ChannelError::WrongStreamKind.into());
         }
-        Ok(mux.max_datagram(channel, self.max_datagram_size(ctx, stream)?))
+        Ok(mux.max_datagram(channel, self.max_datagram_size(conn, stream)?))
     }
 
     /// `write_channel`: bytes into a reliable channel's buffer, or one datagram on an
     /// unreliable stream's channel.
     pub(crate) fn write_channel(
         &mut self,
-        ctx: &mut Context,
+        conn: &mut Conn,
         now: Instant,
         stream: StreamId,
         channel: ChannelId,
@@ -154,14 +154,14 @@ impl Session {
         }
         let data = payload.as_slice();
         mux.check_send(channel)?;
-        let max = self.max_channel_datagram_size(ctx, stream, channel)?;
+        let max = self.max_channel_datagram_size(conn, stream, channel)?;
         if data.len() > max {
             return Err(Error::PayloadTooLarge {
                 len: data.len(),
                 max,
             });
         }
-        self.send_datagram(ctx, now, stream, Some(channel), data)
+        self.send_datagram(conn, now, stream, Some(channel), data)
     }
 
     /// The application took `n` bytes of a channel's data out of the event queue.
@@ -182,7 +182,7 @@ impl Session {
     /// A DATA, MAX_CHANNEL_DATA, DATAGRAM or KEEPALIVE frame.
     pub(crate) fn on_channel_frame(
         &mut self,
-        ctx: &mut Context,
+        conn: &mut Conn,
         now: Instant,
         frame: &ChannelFrame<'_>,
         datagram: &Bytes,
@@ -190,17 +190,17 @@ impl Session {
         let index = usize::from(frame.stream());
         let id = self.id;
         let Some(mux) = self.live_mux(index) else {
-            ctx.stats.channel_frames_ignored += 1;
+            conn.stats.channel_frames_ignored += 1;
             return;
         };
-        let result = mux.on_frame(ctx, id, now, frame, datagram);
-        self.on_mux_result(ctx, now, index, result);
+        let result = mux.on_frame(conn, id, now, frame, datagram);
+        self.on_mux_result(conn, now, index, result);
     }
 
     /// A CONTROL frame: bytes of the stream's control stream.
     pub(crate) fn on_control_frame(
         &mut self,
-        ctx: &mut Context,
+        conn: &mut Conn,
         now: Instant,
         stream: u8,
         offset: u64,
@@ -209,11 +209,11 @@ impl Session {
         let index = usize::from(stream);
         let id = self.id;
         let Some(mux) = self.live_mux(index) else {
-            ctx.stats.channel_frames_ignored += 1;
+            conn.stats.channel_frames_ignored += 1;
             return;
         };
-        let result = mux.on_control(ctx, id, now, offset, data);
-        self.on_mux_result(ctx, now, index, result);
+        let result = mux.on_control(conn, id, now, offset, data);
+        self.on_mux_result(conn, now, index, result);
     }
 
     /// MAX_CONTROL_DATA.
@@ -235,20 +235,20 @@ impl Session {
     /// two sides could no longer agree on which channels exist).
     pub(crate) fn on_mux_result(
         &mut self,
-        ctx: &mut Context,
+        conn: &mut Conn,
         now: Instant,
         index: usize,
         result: Result<(), MuxError>,
     ) {
         match result {
             Ok(()) => {}
-            Err(MuxError::FlowControl) => ctx.stats.flow_control_violations += 1,
+            Err(MuxError::FlowControl) => conn.stats.flow_control_violations += 1,
             Err(MuxError::Busy) => self.refused_rx = true,
             Err(MuxError::BadControl) => {
-                ctx.stats.channel_violations += 1;
+                conn.stats.channel_violations += 1;
                 if let Some(s) = self.streams.get(index) {
                     let stream = s.id;
-                    let _ = self.abort_stream(ctx, now, stream);
+                    let _ = self.abort_stream(conn, now, stream);
                 }
             }
         }
@@ -268,7 +268,7 @@ impl Session {
     }
 
     /// Unreliable channels: send due keepalives, close the ones whose peer went silent.
-    pub(crate) fn on_channel_timeout(&mut self, ctx: &mut Context, now: Instant) {
+    pub(crate) fn on_channel_timeout(&mut self, conn: &mut Conn, now: Instant) {
         let id = self.id;
         let mut keepalives = Vec::new();
         for i in 0..self.streams.len() {
@@ -284,14 +284,14 @@ impl Session {
                 continue;
             }
             keepalives.clear();
-            mux.on_timeout(ctx, id, now, &mut keepalives);
+            mux.on_timeout(conn, id, now, &mut keepalives);
             let stream = s.id.0;
             for batch in keepalives.chunks(KEEPALIVES_PER_PACKET) {
                 let frames: Vec<Frame<'_>> = batch
                     .iter()
                     .map(|&channel| Frame::Channel(ChannelFrame::KeepAlive { stream, channel }))
                     .collect();
-                self.send_frames(ctx, now, &frames);
+                self.send_frames(conn, now, &frames);
             }
         }
     }

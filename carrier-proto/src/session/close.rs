@@ -18,8 +18,8 @@
 //!   anyway with CLOSE(Timeout), and its streams with `StateReason::CloseTimeout`.
 //! - `abort` (session): CLOSE(Error) at once.
 
+use super::Conn;
 use super::{Session, SessionPhase};
-use crate::endpoint::Context;
 use crate::error::Error;
 use crate::event::Event;
 use crate::packet::{Frame, SESSION_SCOPE};
@@ -55,7 +55,7 @@ impl Session {
     /// module docs), an unreliable one at once.
     pub(crate) fn close_stream(
         &mut self,
-        ctx: &mut Context,
+        conn: &mut Conn,
         now: Instant,
         stream: StreamId,
     ) -> Result<(), Error> {
@@ -73,11 +73,11 @@ impl Session {
             if let Some(m) = s.mux.as_mut() {
                 m.flush_for_close();
             }
-            self.check_stream_closed(ctx, stream.index());
+            self.check_stream_closed(conn, stream.index());
             return Ok(());
         }
         self.close_now(
-            ctx,
+            conn,
             now,
             stream,
             CloseReason::Normal,
@@ -89,7 +89,7 @@ impl Session {
     /// Tells the peer (if connected) and closes the stream at once.
     pub(super) fn close_now(
         &mut self,
-        ctx: &mut Context,
+        conn: &mut Conn,
         now: Instant,
         stream: StreamId,
         reason: CloseReason,
@@ -103,16 +103,16 @@ impl Session {
                 scope: stream.0,
                 reason,
             };
-            self.send_frames(ctx, now, &[frame]);
+            self.send_frames(conn, now, &[frame]);
         }
-        self.set_state(ctx, stream.index(), StreamState::Closed, Some(why));
+        self.set_state(conn, stream.index(), StreamState::Closed, Some(why));
     }
 
     /// Aborts a stream: tells the peer (CLOSE with reason Error) and closes it at once,
     /// discarding whatever was not yet delivered in either direction.
     pub(crate) fn abort_stream(
         &mut self,
-        ctx: &mut Context,
+        conn: &mut Conn,
         now: Instant,
         stream: StreamId,
     ) -> Result<(), Error> {
@@ -121,7 +121,7 @@ impl Session {
             return Ok(());
         }
         self.close_now(
-            ctx,
+            conn,
             now,
             stream,
             CloseReason::Error,
@@ -133,7 +133,7 @@ impl Session {
     /// After progress on a reliable stream (an ACK, a FIN received): report an
     /// acknowledged finish, and close the stream if it is done — both directions finished,
     /// or closed by us and everything acknowledged.
-    pub(crate) fn check_stream_closed(&mut self, ctx: &mut Context, i: usize) {
+    pub(crate) fn check_stream_closed(&mut self, conn: &mut Conn, i: usize) {
         let id = self.id;
         let Some(s) = self.streams.get_mut(i) else {
             return;
@@ -147,7 +147,7 @@ impl Session {
         };
         if r.send.is_done() && !r.acknowledged {
             r.acknowledged = true;
-            ctx.emit(Event::StreamAcknowledged {
+            conn.emit(Event::StreamAcknowledged {
                 session: id,
                 stream: s.id,
             });
@@ -159,7 +159,7 @@ impl Session {
             // The peer has every byte: tell it the stream is closed (sent again if lost).
             s.close_pending = Some(CloseReason::Normal);
             self.set_state(
-                ctx,
+                conn,
                 i,
                 StreamState::Closed,
                 Some(StateReason::ClosedLocally),
@@ -170,14 +170,14 @@ impl Session {
             } else {
                 StateReason::ClosedByPeer(CloseReason::Normal)
             };
-            self.set_state(ctx, i, StreamState::Closed, Some(reason));
+            self.set_state(conn, i, StreamState::Closed, Some(reason));
         }
     }
 
     /// The peer's CLOSE for a stream or the session.
-    pub(super) fn on_close(&mut self, ctx: &mut Context, scope: u8, reason: CloseReason) {
+    pub(super) fn on_close(&mut self, conn: &mut Conn, scope: u8, reason: CloseReason) {
         if scope == SESSION_SCOPE {
-            self.end(ctx, StreamState::Closed, StateReason::ClosedByPeer(reason));
+            self.end(conn, StreamState::Closed, StateReason::ClosedByPeer(reason));
             return;
         }
         let i = usize::from(scope);
@@ -188,7 +188,7 @@ impl Session {
         // wrote has been delivered (StreamFinished told the reader); if not (a peer that
         // breaks the rule), the reader never saw StreamFinished and knows it was cut short.
         self.set_state(
-            ctx,
+            conn,
             i,
             StreamState::Closed,
             Some(StateReason::ClosedByPeer(reason)),
@@ -197,7 +197,7 @@ impl Session {
 
     /// Closes the session gracefully: flush, then CLOSE(Normal) (see the module docs).
     /// Returns true if the session ended at once (nothing to flush, or no path).
-    pub(crate) fn close(&mut self, ctx: &mut Context, now: Instant) -> bool {
+    pub(crate) fn close(&mut self, conn: &mut Conn, now: Instant) -> bool {
         if self.phase == SessionPhase::Ended {
             return true;
         }
@@ -205,22 +205,22 @@ impl Session {
             return false;
         }
         if self.phase != SessionPhase::Started || self.path.selected().is_none() {
-            self.close_at_once(ctx, now, CloseReason::Normal, StateReason::ClosedLocally);
+            self.close_at_once(conn, now, CloseReason::Normal, StateReason::ClosedLocally);
             return true;
         }
-        self.closing = Some(now + ctx.config.close_linger);
+        self.closing = Some(now + conn.config.close_linger);
         for i in 0..self.streams.len() {
             let s = &self.streams[i];
             match s.state {
                 StreamState::Connected if s.reliable.is_some() => {
-                    let _ = self.close_stream(ctx, now, s.id);
+                    let _ = self.close_stream(conn, now, s.id);
                 }
                 // Unreliable streams end with the session, once their queued datagrams are
                 // out; streams not yet Connected have nothing to flush.
                 StreamState::Connected => {}
                 st if !st.is_terminal() => {
                     self.set_state(
-                        ctx,
+                        conn,
                         i,
                         StreamState::Closed,
                         Some(StateReason::ClosedLocally),
@@ -229,20 +229,20 @@ impl Session {
                 _ => {}
             }
         }
-        self.check_closing(ctx, now);
+        self.check_closing(conn, now);
         self.phase == SessionPhase::Ended
     }
 
     /// Aborts the session: CLOSE(Error) to the peer, every stream ends at once.
-    pub(crate) fn abort(&mut self, ctx: &mut Context, now: Instant) {
+    pub(crate) fn abort(&mut self, conn: &mut Conn, now: Instant) {
         if self.phase != SessionPhase::Ended {
-            self.close_at_once(ctx, now, CloseReason::Error, StateReason::AbortedLocally);
+            self.close_at_once(conn, now, CloseReason::Error, StateReason::AbortedLocally);
         }
     }
 
     fn close_at_once(
         &mut self,
-        ctx: &mut Context,
+        conn: &mut Conn,
         now: Instant,
         reason: CloseReason,
         why: StateReason,
@@ -256,16 +256,16 @@ impl Session {
             // goes out in a few packets: one lost packet must not leave the peer waiting
             // for its idle timeout.
             for _ in 0..SESSION_CLOSE_COPIES {
-                self.send_frames(ctx, now, &[frame]);
+                self.send_frames(conn, now, &[frame]);
             }
         }
         self.closing = None;
-        self.end(ctx, StreamState::Closed, why);
+        self.end(conn, StreamState::Closed, why);
     }
 
     /// A graceful close in progress: end the session once every reliable stream is
     /// through and no datagram waits, or when the linger runs out.
-    pub(crate) fn check_closing(&mut self, ctx: &mut Context, now: Instant) {
+    pub(crate) fn check_closing(&mut self, conn: &mut Conn, now: Instant) {
         let Some(deadline) = self.closing else {
             return;
         };
@@ -280,10 +280,10 @@ impl Session {
             && self.datagrams.is_empty()
             && !self.streams.iter().any(|s| s.close_pending.is_some());
         if flushed {
-            self.close_at_once(ctx, now, CloseReason::Normal, StateReason::ClosedLocally);
+            self.close_at_once(conn, now, CloseReason::Normal, StateReason::ClosedLocally);
         } else if now >= deadline {
-            ctx.stats.close_lingers_expired += 1;
-            self.close_at_once(ctx, now, CloseReason::Timeout, StateReason::CloseTimeout);
+            conn.stats.close_lingers_expired += 1;
+            self.close_at_once(conn, now, CloseReason::Timeout, StateReason::CloseTimeout);
         }
     }
 }

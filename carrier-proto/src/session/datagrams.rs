@@ -8,10 +8,10 @@ use alloc::collections::VecDeque;
 use alloc::vec::Vec;
 use bytes::Bytes;
 
+use super::Conn;
 use super::Session;
 use crate::channel::{ChannelFrame, ChannelId};
 use crate::config::DatagramPolicy;
-use crate::endpoint::Context;
 use crate::error::Error;
 use crate::event::Event;
 use crate::packet::Frame;
@@ -87,7 +87,7 @@ impl Session {
     /// it; otherwise queues it (see the module docs).
     pub(crate) fn send_datagram(
         &mut self,
-        ctx: &mut Context,
+        conn: &mut Conn,
         now: Instant,
         stream: StreamId,
         channel: Option<ChannelId>,
@@ -111,13 +111,13 @@ impl Session {
                     data,
                 }),
             };
-            self.send_datagram_frame(ctx, now, &frame, channel);
+            self.send_datagram_frame(conn, now, &frame, channel);
             return Ok(data.len());
         }
-        let limit = ctx.config.datagram_send_buffer;
+        let limit = conn.config.datagram_send_buffer;
         let q = &mut self.datagrams;
         if q.bytes + data.len() > limit && !q.queue.is_empty() {
-            match ctx.config.datagram_policy {
+            match conn.config.datagram_policy {
                 DatagramPolicy::Block => {
                     if !q.blocked.contains(&stream) {
                         q.blocked.push(stream);
@@ -130,11 +130,11 @@ impl Session {
                             break;
                         };
                         q.bytes -= old.data.len();
-                        ctx.stats.datagrams_dropped_oldest += 1;
+                        conn.stats.datagrams_dropped_oldest += 1;
                     }
                     if !q.dropping {
                         q.dropping = true;
-                        ctx.emit(Event::DatagramsDropped { session: self.id });
+                        conn.emit(Event::DatagramsDropped { session: self.id });
                     }
                 }
             }
@@ -144,19 +144,19 @@ impl Session {
             data: Bytes::copy_from_slice(data),
             ..item
         });
-        ctx.stats.datagrams_queued += 1;
+        conn.stats.datagrams_queued += 1;
         Ok(data.len())
     }
 
     fn send_datagram_frame(
         &mut self,
-        ctx: &mut Context,
+        conn: &mut Conn,
         now: Instant,
         frame: &Frame<'_>,
         channel: Option<ChannelId>,
     ) {
-        self.send_frames(ctx, now, core::slice::from_ref(frame));
-        ctx.stats.datagrams_sent += 1;
+        self.send_frames(conn, now, core::slice::from_ref(frame));
+        conn.stats.datagrams_sent += 1;
         if let (Some(c), Frame::Channel(ChannelFrame::Datagram { stream, .. })) = (channel, frame) {
             if let Some(m) = self
                 .streams
@@ -170,7 +170,7 @@ impl Session {
 
     /// Sends the next queued datagram if the window (and pacer) let it go now. Returns
     /// whether a packet was built.
-    pub(crate) fn poll_datagram(&mut self, ctx: &mut Context, now: Instant) -> bool {
+    pub(crate) fn poll_datagram(&mut self, conn: &mut Conn, now: Instant) -> bool {
         let Some(len) = self.datagrams.front_len() else {
             return false;
         };
@@ -193,29 +193,29 @@ impl Session {
             .is_some_and(|s| s.state == StreamState::Connected);
         if live {
             let channel = item.channel.map(ChannelId);
-            self.send_datagram_frame(ctx, now, &item.frame(), channel);
+            self.send_datagram_frame(conn, now, &item.frame(), channel);
         }
-        self.after_datagram_dequeued(ctx, now);
+        self.after_datagram_dequeued(conn, now);
         live
     }
 
     /// Room freed in the queue: writers it refused may go on; an emptied queue ends a drop
     /// episode (and may finish a graceful close).
-    fn after_datagram_dequeued(&mut self, ctx: &mut Context, now: Instant) {
+    fn after_datagram_dequeued(&mut self, conn: &mut Conn, now: Instant) {
         let q = &mut self.datagrams;
         if q.queue.is_empty() {
             q.dropping = false;
         }
-        if !q.blocked.is_empty() && q.bytes <= ctx.config.datagram_send_buffer / 2 {
+        if !q.blocked.is_empty() && q.bytes <= conn.config.datagram_send_buffer / 2 {
             for stream in core::mem::take(&mut q.blocked) {
-                ctx.emit(Event::Writable {
+                conn.emit(Event::Writable {
                     session: self.id,
                     stream,
                 });
             }
         }
         if q.queue.is_empty() {
-            self.check_closing(ctx, now);
+            self.check_closing(conn, now);
         }
     }
 }

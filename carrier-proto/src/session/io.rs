@@ -3,9 +3,9 @@
 use bytes::Bytes;
 use core::net::SocketAddr;
 
+use super::Conn;
 use super::reliable::Extra;
 use super::{Session, SessionPhase};
-use crate::endpoint::Context;
 use crate::error::Error;
 use crate::event::Event;
 use crate::packet::{
@@ -46,7 +46,7 @@ impl Session {
     /// Sends one packet on the selected pair (or the given addresses).
     fn send(
         &mut self,
-        ctx: &mut Context,
+        conn: &mut Conn,
         now: Instant,
         (local, remote): (SocketAddr, SocketAddr),
         destination: u64,
@@ -58,21 +58,21 @@ impl Session {
             destination,
             packet_number: self.take_packet_number(),
         };
-        let size = ctx.transmit(
+        let size = conn.transmit(
             local,
             remote,
             &header,
             self.protection.as_deref_mut(),
-            ctx.config.max_udp_payload,
+            conn.config.max_udp_payload,
             payload,
         );
         if size == 0 {
-            self.keys_exhausted(ctx);
+            self.keys_exhausted(conn);
         }
         self.last_tx = now;
     }
 
-    fn send_check(&mut self, ctx: &mut Context, now: Instant, pair: usize) {
+    fn send_check(&mut self, conn: &mut Conn, now: Instant, pair: usize) {
         let (Some(p), Some(remote)) = (self.path.pairs.get(pair), self.remote.as_ref()) else {
             return;
         };
@@ -81,7 +81,7 @@ impl Session {
         let destination = remote.id;
         let ufrag = remote.ufrag.clone();
         let source = self.id.0;
-        self.send(ctx, now, addrs, destination, PacketType::Check, |out| {
+        self.send(conn, now, addrs, destination, PacketType::Check, |out| {
             Check {
                 source,
                 transaction,
@@ -95,12 +95,12 @@ impl Session {
     /// there is no path yet.
     pub(super) fn send_frames(
         &mut self,
-        ctx: &mut Context,
+        conn: &mut Conn,
         now: Instant,
         frames: &[Frame<'_>],
     ) -> bool {
         self.build_packet(
-            ctx,
+            conn,
             now,
             Extra {
                 frames,
@@ -111,52 +111,52 @@ impl Session {
     }
 
     /// Timers: request timeout, check retransmission, connect timeout, keepalive, idle.
-    pub(crate) fn handle_timeout(&mut self, ctx: &mut Context, now: Instant) {
+    pub(crate) fn handle_timeout(&mut self, conn: &mut Conn, now: Instant) {
         match self.phase {
             SessionPhase::Requested { deadline } if now >= deadline => {
-                self.request_timed_out(ctx);
+                self.request_timed_out(conn);
             }
             SessionPhase::Started => {
                 if self.path.timed_out(now) {
                     self.path.stop();
                     self.set_states_from(
-                        ctx,
+                        conn,
                         StreamState::Connecting,
                         StreamState::Failed,
                         Some(StateReason::ConnectTimeout),
                     );
                     return;
                 }
-                for pair in self.path.due_checks(now, ctx.config.check_interval_max) {
-                    self.send_check(ctx, now, pair);
+                for pair in self.path.due_checks(now, conn.config.check_interval_max) {
+                    self.send_check(conn, now, pair);
                 }
                 if self.path.selected().is_some() {
-                    self.on_recovery_timeout(ctx, now);
+                    self.on_recovery_timeout(conn, now);
                     if self.phase == SessionPhase::Ended {
                         return;
                     }
                 }
                 if self.path.selected().is_some() && self.any_connected() {
-                    if now >= self.last_rx + ctx.config.idle_timeout {
-                        ctx.stats.idle_timeouts += 1;
+                    if now >= self.last_rx + conn.config.idle_timeout {
+                        conn.stats.idle_timeouts += 1;
                         let frame = Frame::Close {
                             scope: SESSION_SCOPE,
                             reason: CloseReason::Timeout,
                         };
-                        self.send_frames(ctx, now, &[frame]);
+                        self.send_frames(conn, now, &[frame]);
                         self.closing = None;
-                        self.end(ctx, StreamState::Closed, StateReason::IdleTimeout);
+                        self.end(conn, StreamState::Closed, StateReason::IdleTimeout);
                         return;
-                    } else if now >= self.last_tx + ctx.config.keepalive_interval
+                    } else if now >= self.last_tx + conn.config.keepalive_interval
                         && !self.transport.recovery.has_ack_eliciting_in_flight()
                     {
-                        self.send_frames(ctx, now, &[Frame::Ping]);
+                        self.send_frames(conn, now, &[Frame::Ping]);
                     }
                     if self.phase == SessionPhase::Started {
-                        self.on_channel_timeout(ctx, now);
+                        self.on_channel_timeout(conn, now);
                     }
                 }
-                self.check_closing(ctx, now);
+                self.check_closing(conn, now);
             }
             _ => {}
         }
@@ -165,7 +165,7 @@ impl Session {
     /// A packet for this session, already routed and checksum-verified.
     pub(crate) fn handle_packet(
         &mut self,
-        ctx: &mut Context,
+        conn: &mut Conn,
         packet: Incoming<'_>,
     ) -> Result<(), Drop> {
         if self.phase == SessionPhase::Ended {
@@ -180,12 +180,12 @@ impl Session {
             ..
         } = packet;
         match packet.header.packet_type {
-            PacketType::Check => self.on_check(ctx, now, local, remote, payload),
-            PacketType::CheckAck => self.on_check_ack(ctx, now, remote, payload),
+            PacketType::Check => self.on_check(conn, now, local, remote, payload),
+            PacketType::CheckAck => self.on_check_ack(conn, now, remote, payload),
             PacketType::Data => {
-                self.select_on_authenticated_data(ctx, local, remote);
+                self.select_on_authenticated_data(conn, local, remote);
                 self.on_data(
-                    ctx,
+                    conn,
                     now,
                     remote,
                     packet.header.packet_number,
@@ -201,7 +201,7 @@ impl Session {
     /// unprotected packet is not: it waits for our own check).
     fn select_on_authenticated_data(
         &mut self,
-        ctx: &mut Context,
+        conn: &mut Conn,
         local: SocketAddr,
         remote: SocketAddr,
     ) {
@@ -209,26 +209,26 @@ impl Session {
             && self.protection.is_some()
             && self.path.on_authenticated_data(local, remote)
         {
-            self.on_path_selected(ctx);
+            self.on_path_selected(conn);
         }
     }
 
     /// A pair was just selected: size the path MTU search for it, and the streams are
     /// Connected.
-    fn on_path_selected(&mut self, ctx: &mut Context) {
+    fn on_path_selected(&mut self, conn: &mut Conn) {
         if self.path.selected().is_some_and(|p| p.is_loopback()) {
             self.mtu.raise_ceiling(
-                ctx.config
+                conn.config
                     .loopback_mtu_ceiling
                     .min(crate::config::MAX_UDP_PAYLOAD),
             );
         }
-        self.set_states_from(ctx, StreamState::Connecting, StreamState::Connected, None);
+        self.set_states_from(conn, StreamState::Connecting, StreamState::Connected, None);
     }
 
     fn on_check(
         &mut self,
-        ctx: &mut Context,
+        conn: &mut Conn,
         now: Instant,
         local: SocketAddr,
         remote: SocketAddr,
@@ -247,7 +247,7 @@ impl Session {
             observed: remote,
         };
         self.send(
-            ctx,
+            conn,
             now,
             (local, remote),
             check.source,
@@ -256,14 +256,14 @@ impl Session {
         );
         if self.phase == SessionPhase::Started {
             self.last_rx = now;
-            let rng = &mut ctx.rng;
+            let rng = &mut conn.rng;
             let triggered = self.path.on_check(local, remote, || {
                 let mut t = [0; TRANSACTION_ID_LEN];
                 rng.fill(&mut t);
                 t
             });
             if let Some(pair) = triggered {
-                self.send_check(ctx, now, pair);
+                self.send_check(conn, now, pair);
             }
         }
         Ok(())
@@ -271,7 +271,7 @@ impl Session {
 
     fn on_check_ack(
         &mut self,
-        ctx: &mut Context,
+        conn: &mut Conn,
         now: Instant,
         remote: SocketAddr,
         payload: &[u8],
@@ -282,14 +282,14 @@ impl Session {
         }
         self.last_rx = now;
         if self.path.on_ack(&ack.transaction, remote) {
-            self.on_path_selected(ctx);
+            self.on_path_selected(conn);
         }
         Ok(())
     }
 
     fn on_data(
         &mut self,
-        ctx: &mut Context,
+        conn: &mut Conn,
         now: Instant,
         remote: SocketAddr,
         packet_number: u64,
@@ -321,22 +321,22 @@ impl Session {
                 self.transport
                     .on_packet_received(now, packet_number, eliciting, payload.len());
             }
-            ctx.stats.dropped_duplicate += 1;
+            conn.stats.dropped_duplicate += 1;
             return Ok(());
         }
         self.refused_rx = false;
         for frame in FrameIter::new(payload).flatten() {
             match frame {
                 Frame::Padding | Frame::Ping => {}
-                Frame::Datagram { stream, data } => self.on_datagram(ctx, stream, data, datagram),
-                Frame::Close { scope, reason } => self.on_close(ctx, scope, reason),
-                Frame::Ack(ack) => self.on_ack_frame(ctx, now, &ack),
-                Frame::Channel(c) => self.on_channel_frame(ctx, now, &c, datagram),
+                Frame::Datagram { stream, data } => self.on_datagram(conn, stream, data, datagram),
+                Frame::Close { scope, reason } => self.on_close(conn, scope, reason),
+                Frame::Ack(ack) => self.on_ack_frame(conn, now, &ack),
+                Frame::Channel(c) => self.on_channel_frame(conn, now, &c, datagram),
                 Frame::Control {
                     stream,
                     offset,
                     data,
-                } => self.on_control_frame(ctx, now, stream, offset, datagram.slice_ref(data)),
+                } => self.on_control_frame(conn, now, stream, offset, datagram.slice_ref(data)),
                 Frame::MaxControlData { stream, max } => self.on_max_control_data(stream, max),
                 Frame::Stream {
                     stream,
@@ -344,8 +344,8 @@ impl Session {
                     data,
                     fin,
                 } => {
-                    if !self.on_stream_frame(ctx, stream, offset, datagram.slice_ref(data), fin) {
-                        ctx.stats.flow_control_violations += 1;
+                    if !self.on_stream_frame(conn, stream, offset, datagram.slice_ref(data), fin) {
+                        conn.stats.flow_control_violations += 1;
                     }
                 }
                 credit => self.on_credit_frame(&credit),
@@ -357,44 +357,40 @@ impl Session {
         if self.refused_rx {
             // Some data had no room: leave the packet unacknowledged, so the peer declares
             // it lost and sends its data again (what we did take is deduplicated then).
-            ctx.stats.packets_refused_busy += 1;
+            conn.stats.packets_refused_busy += 1;
             self.transport.on_packet_refused(packet_number);
         } else {
             self.transport
                 .on_packet_received(now, packet_number, eliciting, payload.len());
         }
-        self.check_closing(ctx, now);
+        self.check_closing(conn, now);
         Ok(())
     }
 
-    fn on_datagram(&mut self, ctx: &mut Context, stream: u8, data: &[u8], datagram: &Bytes) {
+    fn on_datagram(&mut self, conn: &mut Conn, stream: u8, data: &[u8], datagram: &Bytes) {
         let deliverable = self
             .streams
             .get(usize::from(stream))
             .is_some_and(|s| s.state == StreamState::Connected && !s.is_reliable());
         if !deliverable {
-            ctx.stats.datagrams_dropped += 1;
+            conn.stats.datagrams_dropped += 1;
             return;
         }
         // Zero-copy: the event's bytes are a slice of the received datagram.
         let data = datagram.slice_ref(data);
-        if !ctx.emit_data(Event::StreamData {
+        if !conn.emit_data(Event::StreamData {
             session: self.id,
             stream: StreamId(stream),
             data,
         }) {
-            ctx.stats.datagrams_dropped += 1;
+            conn.stats.datagrams_dropped += 1;
         }
     }
 
     /// The largest payload one `write` on `stream` can carry on this path.
-    pub(crate) fn max_datagram_size(
-        &self,
-        ctx: &Context,
-        stream: StreamId,
-    ) -> Result<usize, Error> {
+    pub(crate) fn max_datagram_size(&self, conn: &Conn, stream: StreamId) -> Result<usize, Error> {
         self.stream(stream).ok_or(Error::UnknownStream)?;
-        Ok(ctx
+        Ok(conn
             .config
             .max_udp_payload
             .saturating_sub(self.overhead() + Frame::DATAGRAM_OVERHEAD)
@@ -404,7 +400,7 @@ impl Session {
     /// Sends `data` as one datagram on a Connected unreliable stream.
     pub(crate) fn write(
         &mut self,
-        ctx: &mut Context,
+        conn: &mut Conn,
         now: Instant,
         stream: StreamId,
         payload: Payload<'_>,
@@ -420,13 +416,13 @@ impl Session {
             return self.write_reliable(stream, payload);
         }
         let data = payload.as_slice();
-        let max = self.max_datagram_size(ctx, stream)?;
+        let max = self.max_datagram_size(conn, stream)?;
         if data.len() > max {
             return Err(Error::PayloadTooLarge {
                 len: data.len(),
                 max,
             });
         }
-        self.send_datagram(ctx, now, stream, None, data)
+        self.send_datagram(conn, now, stream, None, data)
     }
 }

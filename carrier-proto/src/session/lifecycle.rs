@@ -10,8 +10,8 @@ use alloc::boxed::Box;
 use alloc::string::String;
 use alloc::vec::Vec;
 
+use super::Conn;
 use super::{Remote, Session, SessionPhase};
-use crate::endpoint::Context;
 use crate::error::Error;
 use crate::event::Event;
 use crate::negotiation::{Answer, Offer, PendingOffer, Reply, RequestOutcome};
@@ -36,14 +36,17 @@ impl Session {
 
     pub(crate) fn add_stream(
         &mut self,
-        ctx: &mut Context,
+        conn: &mut Conn,
         stream_type: StreamType,
         options: StreamOptions,
     ) -> Result<StreamId, Error> {
         if self.phase != SessionPhase::New {
             return Err(self.phase_error("add_stream"));
         }
-        let max = ctx.config.max_streams_per_session.min(usize::from(u8::MAX));
+        let max = conn
+            .config
+            .max_streams_per_session
+            .min(usize::from(u8::MAX));
         if self.streams.len() >= max {
             return Err(Error::Limit {
                 what: "streams per session",
@@ -53,10 +56,10 @@ impl Session {
         let id = StreamId(self.streams.len() as u8);
         let mut stream = Stream::new(id, stream_type, options);
         if stream.is_reliable() {
-            stream.reliable = Some(Reliable::new(&ctx.config.transport));
+            stream.reliable = Some(Reliable::new(&conn.config.transport));
         }
         self.streams.push(stream);
-        self.set_state(ctx, id.index(), StreamState::Initialized, None);
+        self.set_state(conn, id.index(), StreamState::Initialized, None);
         Ok(id)
     }
 
@@ -79,7 +82,8 @@ impl Session {
 
     pub(crate) fn request(
         &mut self,
-        ctx: &mut Context,
+        conn: &mut Conn,
+        hosts: &[Candidate],
         now: Instant,
         bundle: &str,
     ) -> Result<PendingOffer, Error> {
@@ -92,39 +96,39 @@ impl Session {
                 phase: "without streams",
             });
         }
-        if bundle.len() > ctx.config.max_bundle_len {
+        if bundle.len() > conn.config.max_bundle_len {
             return Err(Error::Limit {
                 what: "bundle length",
-                max: ctx.config.max_bundle_len,
+                max: conn.config.max_bundle_len,
             });
         }
         if !valid_bundle(bundle) {
             return Err(Error::InvalidText("bundle (visible ASCII, no spaces)"));
         }
-        if ctx.hosts.is_empty() {
+        if hosts.is_empty() {
             return Err(Error::NoCandidates);
         }
         let media = self
             .streams
             .iter()
-            .map(|s| Self::media_for(s, &ctx.hosts))
+            .map(|s| Self::media_for(s, hosts))
             .collect();
         let mut desc = self.local_description(media);
         desc.bundle = (!bundle.is_empty()).then(|| String::from(bundle));
         if self.needs_protection() {
             // Our half of the key exchange travels in the offer.
-            let eph = Ephemeral::generate(&mut ctx.rng);
+            let eph = Ephemeral::generate(&mut conn.rng);
             desc.key = Some(eph.public().to_vec());
             self.ephemeral = Some(eph);
         }
-        if let Some(secret) = &ctx.config.identity {
+        if let Some(secret) = &conn.config.identity {
             crate::crypto::identity::sign(secret, &mut desc);
         }
         self.phase = SessionPhase::Requested {
-            deadline: now + ctx.config.request_timeout,
+            deadline: now + conn.config.request_timeout,
         };
         self.set_states_from(
-            ctx,
+            conn,
             StreamState::Initialized,
             StreamState::TransportReady,
             None,
@@ -157,7 +161,8 @@ impl Session {
 
     pub(crate) fn reply(
         &mut self,
-        ctx: &mut Context,
+        conn: &mut Conn,
+        hosts: &[Candidate],
         offer: &Offer,
         reply: Reply,
     ) -> Result<Answer, Error> {
@@ -165,10 +170,10 @@ impl Session {
             return Err(self.phase_error("reply"));
         }
         let offered = &offer.0;
-        if offered.media.len() > ctx.config.max_streams_per_session {
+        if offered.media.len() > conn.config.max_streams_per_session {
             return Err(Error::Limit {
                 what: "streams per session",
-                max: ctx.config.max_streams_per_session,
+                max: conn.config.max_streams_per_session,
             });
         }
         let mut desc = self.local_description(Vec::new());
@@ -177,10 +182,10 @@ impl Session {
             if status == 0 {
                 return Err(Error::ZeroRefusalStatus);
             }
-            if reason.len() > ctx.config.max_reason_len {
+            if reason.len() > conn.config.max_reason_len {
                 return Err(Error::Limit {
                     what: "reason length",
-                    max: ctx.config.max_reason_len,
+                    max: conn.config.max_reason_len,
                 });
             }
             if reason.contains(['\r', '\n', '\0']) {
@@ -196,13 +201,13 @@ impl Session {
                 })
                 .collect();
             desc.refusal = Some(Refusal { status, reason });
-            if let Some(secret) = &ctx.config.identity {
+            if let Some(secret) = &conn.config.identity {
                 crate::crypto::identity::sign(secret, &mut desc);
             }
-            self.end(ctx, StreamState::Closed, StateReason::RefusedLocally);
+            self.end(conn, StreamState::Closed, StateReason::RefusedLocally);
             return Ok(Answer(desc));
         }
-        if ctx.hosts.is_empty() {
+        if hosts.is_empty() {
             return Err(Error::NoCandidates);
         }
         // RFC 3264: one answer media section per offered one, in order; a stream we lack or
@@ -211,7 +216,7 @@ impl Session {
         for (i, m) in offered.media.iter().enumerate() {
             match self.streams.get(i) {
                 Some(s) if !m.rejected && s.matches(m.stream_type, m.options) => {
-                    media.push(Self::media_for(s, &ctx.hosts));
+                    media.push(Self::media_for(s, hosts));
                 }
                 _ => media.push(MediaDescription {
                     rejected: true,
@@ -226,7 +231,7 @@ impl Session {
             .iter()
             .any(|m| !m.rejected && !m.options.contains(StreamOptions::PLAIN));
         if protect {
-            let eph = Ephemeral::generate(&mut ctx.rng);
+            let eph = Ephemeral::generate(&mut conn.rng);
             let offer_key = peer_key(offered)?;
             let shared = eph.agree(&offer_key).ok_or(Error::MissingKey)?;
             let secrets = Secrets::derive(&shared, &offer_key, &eph.public());
@@ -238,16 +243,16 @@ impl Session {
         for i in 0..self.streams.len() {
             match media.get(i) {
                 Some(m) if !m.rejected => {
-                    self.set_state(ctx, i, StreamState::TransportReady, None);
+                    self.set_state(conn, i, StreamState::TransportReady, None);
                 }
                 Some(_) => self.set_state(
-                    ctx,
+                    conn,
                     i,
                     StreamState::Deactivated,
                     Some(StateReason::Mismatch),
                 ),
                 None => self.set_state(
-                    ctx,
+                    conn,
                     i,
                     StreamState::Deactivated,
                     Some(StateReason::NotInRemoteDescription),
@@ -255,7 +260,7 @@ impl Session {
             }
         }
         desc.media = media;
-        if let Some(secret) = &ctx.config.identity {
+        if let Some(secret) = &conn.config.identity {
             crate::crypto::identity::sign(secret, &mut desc);
         }
         self.learn_remote(offered);
@@ -267,7 +272,7 @@ impl Session {
     /// request and reports it. Returns whether the peer accepted.
     pub(crate) fn complete_request(
         &mut self,
-        ctx: &mut Context,
+        conn: &mut Conn,
         answer: &Answer,
     ) -> Result<bool, Error> {
         if !matches!(self.phase, SessionPhase::Requested { .. }) {
@@ -279,7 +284,7 @@ impl Session {
         let outcome = match answer.refusal() {
             Some(refusal) => {
                 let status = refusal.status;
-                self.end(ctx, StreamState::Closed, StateReason::Refused { status });
+                self.end(conn, StreamState::Closed, StateReason::Refused { status });
                 RequestOutcome::Refused(refusal.clone())
             }
             None => {
@@ -288,7 +293,7 @@ impl Session {
             }
         };
         let accepted = matches!(outcome, RequestOutcome::Accepted(_));
-        ctx.emit(Event::RequestComplete {
+        conn.emit(Event::RequestComplete {
             session: self.id,
             outcome,
         });
@@ -296,9 +301,9 @@ impl Session {
     }
 
     /// No reply in time.
-    pub(crate) fn request_timed_out(&mut self, ctx: &mut Context) {
-        self.end(ctx, StreamState::Failed, StateReason::RequestTimedOut);
-        ctx.emit(Event::RequestComplete {
+    pub(crate) fn request_timed_out(&mut self, conn: &mut Conn) {
+        self.end(conn, StreamState::Failed, StateReason::RequestTimedOut);
+        conn.emit(Event::RequestComplete {
             session: self.id,
             outcome: RequestOutcome::TimedOut,
         });
@@ -306,7 +311,8 @@ impl Session {
 
     pub(crate) fn start_with(
         &mut self,
-        ctx: &mut Context,
+        conn: &mut Conn,
+        hosts: &[Candidate],
         now: Instant,
         pending: PendingOffer,
         answer: Answer,
@@ -315,7 +321,7 @@ impl Session {
             return Err(Error::AnswerMismatch);
         }
         if matches!(self.phase, SessionPhase::Requested { .. }) {
-            self.complete_request(ctx, &answer)?;
+            self.complete_request(conn, &answer)?;
         }
         if self.phase != SessionPhase::Accepted {
             return Err(self.phase_error("start_with"));
@@ -357,30 +363,41 @@ impl Session {
                 ),
             };
             if self.streams[i].state == StreamState::TransportReady {
-                self.set_state(ctx, i, to, reason);
+                self.set_state(conn, i, to, reason);
             }
         }
         self.learn_remote(&answer.0);
-        self.begin_checks(ctx, now, true);
+        self.begin_checks(conn, hosts, now, true);
         Ok(())
     }
 
-    pub(crate) fn start(&mut self, ctx: &mut Context, now: Instant) -> Result<(), Error> {
+    pub(crate) fn start(
+        &mut self,
+        conn: &mut Conn,
+        hosts: &[Candidate],
+        now: Instant,
+    ) -> Result<(), Error> {
         if self.phase != SessionPhase::Replied {
             return Err(self.phase_error("start"));
         }
         self.set_states_from(
-            ctx,
+            conn,
             StreamState::TransportReady,
             StreamState::Connecting,
             None,
         );
-        self.begin_checks(ctx, now, false);
+        self.begin_checks(conn, hosts, now, false);
         Ok(())
     }
 
     /// Phase Started; connectivity checks begin if any stream is Connecting.
-    fn begin_checks(&mut self, ctx: &mut Context, now: Instant, controlling: bool) {
+    fn begin_checks(
+        &mut self,
+        conn: &mut Conn,
+        hosts: &[Candidate],
+        now: Instant,
+        controlling: bool,
+    ) {
         self.phase = SessionPhase::Started;
         // Channel ids are split by side: the offerer (controlling) opens odd ones.
         let side = if controlling {
@@ -394,9 +411,9 @@ impl Session {
                     s.id.0,
                     side,
                     s.is_reliable(),
-                    &ctx.config.channels,
-                    ctx.config.transport.max_reassembly_segments,
-                    ctx.rng.u64(),
+                    &conn.config.channels,
+                    conn.config.transport.max_reassembly_segments,
+                    conn.rng.u64(),
                 )));
             }
         }
@@ -412,14 +429,14 @@ impl Session {
             .map(|r| r.candidates.as_slice())
             .unwrap_or(&[]);
         if connecting {
-            let rng = &mut ctx.rng;
+            let rng = &mut conn.rng;
             self.path
-                .start(now, &ctx.hosts, remotes, controlling, &ctx.config, || {
+                .start(now, hosts, remotes, controlling, &conn.config, || {
                     let mut t = [0; crate::packet::TRANSACTION_ID_LEN];
                     rng.fill(&mut t);
                     t
                 });
-            self.handle_timeout(ctx, now);
+            self.handle_timeout(conn, now);
         }
     }
 }

@@ -8,26 +8,27 @@
 
 mod channels;
 mod close;
+mod conn;
 mod datagrams;
 mod io;
 mod lifecycle;
 mod mtu;
 mod path;
+mod receive;
 mod reliable;
 
+pub(crate) use conn::{Buffers, Conn};
 pub(crate) use io::{Drop, Incoming};
 pub(crate) use path::Path;
 
 use alloc::string::String;
 use alloc::vec::Vec;
-use core::fmt;
 
-use crate::endpoint::Context;
 use crate::event::Event;
 use crate::stream::{StateReason, Stream, StreamId, transition_allowed};
 use crate::time::Instant;
 use crate::transport::state::Transport;
-use crate::types::{Candidate, StreamState};
+use crate::types::{Candidate, SessionId, StreamState};
 
 /// The reason channels are closed with when their stream ends for `reason`.
 fn channel_reason(reason: Option<StateReason>) -> crate::types::CloseReason {
@@ -39,30 +40,6 @@ fn channel_reason(reason: Option<StateReason>) -> crate::types::CloseReason {
             StateReason::IdleTimeout | StateReason::ConnectTimeout | StateReason::CloseTimeout,
         ) => CloseReason::Timeout,
         _ => CloseReason::Error,
-    }
-}
-
-/// A session's id: its local connection id, which the peer puts in every packet it sends us.
-///
-/// The low 32 bits index the endpoint's session table and the high 32 bits are random, so
-/// routing is O(1) and a stale or guessed id does not reach another session.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct SessionId(pub(crate) u64);
-
-impl SessionId {
-    /// The connection id as a number (it is the `o=` sess-id of this side's description).
-    pub const fn as_u64(self) -> u64 {
-        self.0
-    }
-
-    pub(crate) fn slot(self) -> usize {
-        (self.0 & 0xFFFF_FFFF) as usize
-    }
-}
-
-impl fmt::Display for SessionId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "session {:016x}", self.0)
     }
 }
 
@@ -141,23 +118,23 @@ pub(crate) struct Session {
 }
 
 impl Session {
-    pub(crate) fn new(id: SessionId, peer: String, ctx: &mut Context) -> Self {
+    pub(crate) fn new(id: SessionId, peer: String, conn: &mut Conn) -> Self {
         Session {
             id,
             peer,
             phase: SessionPhase::New,
-            local_ufrag: ctx.rng.ice_string(8),
-            local_pwd: ctx.rng.ice_string(24),
+            local_ufrag: conn.rng.ice_string(8),
+            local_pwd: conn.rng.ice_string(24),
             streams: Vec::new(),
             remote: None,
             path: Path::default(),
             mtu: mtu::MtuDiscovery::new(
-                ctx.config.max_udp_payload,
-                ctx.config.mtu_ceiling.min(crate::config::MAX_UDP_PAYLOAD),
+                conn.config.max_udp_payload,
+                conn.config.mtu_ceiling.min(crate::config::MAX_UDP_PAYLOAD),
             ),
             transport: Transport::new(
-                &ctx.config.transport,
-                ctx.config
+                &conn.config.transport,
+                conn.config
                     .max_udp_payload
                     .saturating_sub(crate::packet::OVERHEAD),
             ),
@@ -204,7 +181,7 @@ impl Session {
     /// (debug builds assert), so a logic slip can never produce an impossible event.
     pub(crate) fn set_state(
         &mut self,
-        ctx: &mut Context,
+        conn: &mut Conn,
         index: usize,
         to: StreamState,
         reason: Option<StateReason>,
@@ -218,7 +195,7 @@ impl Session {
             return;
         }
         stream.state = to;
-        ctx.emit(Event::StateChanged {
+        conn.emit(Event::StateChanged {
             session: self.id,
             stream: stream.id,
             state: to,
@@ -228,7 +205,7 @@ impl Session {
             self.datagrams.discard_stream(stream.id.0);
             // The stream's channels end with it, each with one ChannelClosed.
             if let Some(mut mux) = stream.mux.take() {
-                mux.close_all(ctx, self.id, channel_reason(reason));
+                mux.close_all(conn, self.id, channel_reason(reason));
             }
         }
     }
@@ -236,23 +213,23 @@ impl Session {
     /// Moves every stream in state `from` to `to`.
     pub(crate) fn set_states_from(
         &mut self,
-        ctx: &mut Context,
+        conn: &mut Conn,
         from: StreamState,
         to: StreamState,
         reason: Option<StateReason>,
     ) {
         for i in 0..self.streams.len() {
             if self.streams[i].state == from {
-                self.set_state(ctx, i, to, reason);
+                self.set_state(conn, i, to, reason);
             }
         }
     }
 
     /// Ends every live stream with `state` and `reason`, and the session with them.
-    pub(crate) fn end(&mut self, ctx: &mut Context, state: StreamState, reason: StateReason) {
+    pub(crate) fn end(&mut self, conn: &mut Conn, state: StreamState, reason: StateReason) {
         for i in 0..self.streams.len() {
             if !self.streams[i].state.is_terminal() {
-                self.set_state(ctx, i, state, Some(reason));
+                self.set_state(conn, i, state, Some(reason));
             }
         }
         self.phase = SessionPhase::Ended;
@@ -261,16 +238,16 @@ impl Session {
     }
 
     /// The keys are used up: stop, never reuse a nonce.
-    pub(crate) fn keys_exhausted(&mut self, ctx: &mut Context) {
+    pub(crate) fn keys_exhausted(&mut self, conn: &mut Conn) {
         if self.phase == SessionPhase::Ended {
             return;
         }
-        ctx.stats.keys_exhausted += 1;
-        self.end(ctx, StreamState::Failed, StateReason::KeysExhausted);
+        conn.stats.keys_exhausted += 1;
+        self.end(conn, StreamState::Failed, StateReason::KeysExhausted);
     }
 
     /// The earliest instant at which [`Session::handle_timeout`] has work to do.
-    pub(crate) fn next_timeout(&self, ctx: &Context) -> Instant {
+    pub(crate) fn next_timeout(&self, conn: &Conn) -> Instant {
         match self.phase {
             SessionPhase::Requested { deadline } => deadline,
             SessionPhase::Started => {
@@ -283,9 +260,9 @@ impl Session {
                         .min(if self.transport.recovery.has_ack_eliciting_in_flight() {
                             Instant::FAR_FUTURE
                         } else {
-                            self.last_tx + ctx.config.keepalive_interval
+                            self.last_tx + conn.config.keepalive_interval
                         })
-                        .min(self.last_rx + ctx.config.idle_timeout)
+                        .min(self.last_rx + conn.config.idle_timeout)
                         .min(self.channel_timeout());
                 }
                 if let Some(deadline) = self.closing {

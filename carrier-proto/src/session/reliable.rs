@@ -9,8 +9,8 @@ use bytes::{Bytes, BytesMut};
 use core::net::SocketAddr;
 use core::time::Duration;
 
+use super::Conn;
 use super::{Session, SessionPhase};
-use crate::endpoint::Context;
 use crate::error::Error;
 use crate::event::Event;
 use crate::packet::{AckFrame, Frame, Header, PacketType, SESSION_SCOPE};
@@ -34,30 +34,30 @@ pub(crate) struct Extra<'a> {
 
 impl Session {
     /// Builds and queues one DATA packet if something is due now. Returns whether it did.
-    pub(crate) fn poll_transmit(&mut self, ctx: &mut Context, now: Instant) -> bool {
+    pub(crate) fn poll_transmit(&mut self, conn: &mut Conn, now: Instant) -> bool {
         // Re-armed below if pacing still holds data back.
         self.transport.pacing_until = None;
         if self.phase != SessionPhase::Started || self.path.selected().is_none() {
             return false;
         }
         if let Some(size) = self.mtu_probe_due() {
-            if self.send_mtu_probe(ctx, now, size) {
+            if self.send_mtu_probe(conn, now, size) {
                 return true;
             }
         }
         if self.closing.is_some() {
             // A graceful close whose last CLOSE frames went out in the previous packet ends
             // now rather than when the next packet arrives.
-            self.check_closing(ctx, now);
+            self.check_closing(conn, now);
             if self.phase != SessionPhase::Started {
-                return !ctx.transmits.is_empty();
+                return !conn.transmits.is_empty();
             }
         }
-        if self.poll_datagram(ctx, now) {
+        if self.poll_datagram(conn, now) {
             return true;
         }
         let mtu = self.mtu.current();
-        self.process_channel_backlogs(ctx, now);
+        self.process_channel_backlogs(conn, now);
         let blocked_due = self.blocked_frames_due();
         let t = &mut self.transport;
         let probe = t.probes > 0;
@@ -102,7 +102,7 @@ impl Session {
             t.probes -= 1;
         }
         self.build_packet(
-            ctx,
+            conn,
             now,
             Extra {
                 frames: &[],
@@ -143,19 +143,19 @@ impl Session {
     /// Sends a PING padded to a UDP payload of `size` on the selected pair. It is tracked
     /// for its ACK (or loss) but not in flight: the congestion window neither waits for it
     /// nor shrinks when it is lost.
-    fn send_mtu_probe(&mut self, ctx: &mut Context, now: Instant, size: usize) -> bool {
+    fn send_mtu_probe(&mut self, conn: &mut Conn, now: Instant, size: usize) -> bool {
         let Some((local, to, header)) = self.next_data_header() else {
             return false;
         };
         let body = size.saturating_sub(self.overhead()).max(1);
         let seal = self.protection.as_deref_mut();
-        let sent = ctx.transmit(local, to, &header, seal, size, |out| {
+        let sent = conn.transmit(local, to, &header, seal, size, |out| {
             Frame::Ping.emit(out);
             // PADDING frames are single zero bytes.
             out.resize(out.len() + body - 1, 0);
         });
         if sent == 0 {
-            self.keys_exhausted(ctx);
+            self.keys_exhausted(conn);
             return false;
         }
         self.last_tx = now;
@@ -166,7 +166,7 @@ impl Session {
             .recovery
             .on_sent(header.packet_number, record);
         self.mtu.on_probe_sent(size);
-        ctx.stats.mtu_probes_sent += 1;
+        conn.stats.mtu_probes_sent += 1;
         true
     }
 
@@ -210,12 +210,7 @@ impl Session {
     /// Builds one DATA packet on the selected pair: a pending ACK, credit updates, BLOCKED
     /// frames, `extra`, and stream data if asked. Tracks it for recovery if ack-eliciting.
     /// Returns false if there is no path.
-    pub(crate) fn build_packet(
-        &mut self,
-        ctx: &mut Context,
-        now: Instant,
-        extra: Extra<'_>,
-    ) -> bool {
+    pub(crate) fn build_packet(&mut self, conn: &mut Conn, now: Instant, extra: Extra<'_>) -> bool {
         let Some((local, to, header)) = self.next_data_header() else {
             return false;
         };
@@ -225,7 +220,7 @@ impl Session {
         let t = &mut self.transport;
         let streams = &mut self.streams;
         let seal = self.protection.as_deref_mut();
-        let size = ctx.transmit(local, to, &header, seal, self.mtu.current(), |out| {
+        let size = conn.transmit(local, to, &header, seal, self.mtu.current(), |out| {
             let base = out.len();
             let room = |out: &BytesMut| budget.saturating_sub(out.len() - base);
             if t.ack_pending {
@@ -320,7 +315,7 @@ impl Session {
         });
         self.last_tx = now;
         if size == 0 {
-            self.keys_exhausted(ctx);
+            self.keys_exhausted(conn);
             return false;
         }
         if eliciting {
@@ -345,7 +340,7 @@ impl Session {
 
     /// A received ACK frame: acknowledges and declares lost, feeds the controller, and
     /// wakes writers and finishes closes.
-    pub(crate) fn on_ack_frame(&mut self, ctx: &mut Context, now: Instant, frame: &AckFrame<'_>) {
+    pub(crate) fn on_ack_frame(&mut self, conn: &mut Conn, now: Instant, frame: &AckFrame<'_>) {
         let delay = Duration::from_micros(frame.ack_delay_micros.min(u64::from(u32::MAX)));
         let rtt = self.transport.recovery.rtt;
         let mtu_before = self.mtu.current();
@@ -375,11 +370,11 @@ impl Session {
             let max_datagram = self.mtu.current().saturating_sub(crate::packet::OVERHEAD);
             self.transport.on_mtu_update(max_datagram);
         }
-        self.after_progress(ctx, now);
+        self.after_progress(conn, now);
     }
 
     /// The loss or probe timer: resend what was lost, owe probes, or give up on the path.
-    pub(crate) fn on_recovery_timeout(&mut self, ctx: &mut Context, now: Instant) {
+    pub(crate) fn on_recovery_timeout(&mut self, conn: &mut Conn, now: Instant) {
         let t = &mut self.transport;
         if t.recovery.timeout().is_none_or(|at| now < at) {
             return;
@@ -403,19 +398,19 @@ impl Session {
             }
         }
         if t.recovery.path_dead() {
-            ctx.stats.dead_paths += 1;
-            self.end(ctx, StreamState::Failed, StateReason::PathDead);
+            conn.stats.dead_paths += 1;
+            self.end(conn, StreamState::Failed, StateReason::PathDead);
         }
     }
 
     /// After acknowledgements: report room to blocked writers, and close streams whose both
     /// directions finished.
-    fn after_progress(&mut self, ctx: &mut Context, now: Instant) {
+    fn after_progress(&mut self, conn: &mut Conn, now: Instant) {
         for i in 0..self.streams.len() {
             let id = self.id;
             if let Some(m) = self.streams[i].mux.as_mut() {
-                let result = m.after_progress(ctx, id, now);
-                self.on_mux_result(ctx, now, i, result);
+                let result = m.after_progress(conn, id, now);
+                self.on_mux_result(conn, now, i, result);
             }
             let s = &mut self.streams[i];
             let Some(r) = s.reliable.as_mut() else {
@@ -423,12 +418,12 @@ impl Session {
             };
             if r.want_writable && r.send.free() > 0 && s.state == StreamState::Connected {
                 r.want_writable = false;
-                ctx.emit(Event::Writable {
+                conn.emit(Event::Writable {
                     session: self.id,
                     stream: s.id,
                 });
             }
-            self.check_stream_closed(ctx, i);
+            self.check_stream_closed(conn, i);
         }
     }
 
@@ -436,7 +431,7 @@ impl Session {
     /// frame is then ignored and counted).
     pub(crate) fn on_stream_frame(
         &mut self,
-        ctx: &mut Context,
+        conn: &mut Conn,
         stream: u8,
         offset: u64,
         data: Bytes,
@@ -462,7 +457,7 @@ impl Session {
         }
         let sid = s.id;
         let result = r.recv.on_data(offset, data, fin, |bytes| {
-            ctx.emit(Event::StreamData {
+            conn.emit(Event::StreamData {
                 session: id,
                 stream: sid,
                 data: bytes,
@@ -475,11 +470,11 @@ impl Session {
                 if finished {
                     // Half-close: the peer is done writing; our side writes on until it
                     // finishes too (or closes).
-                    ctx.emit(Event::StreamFinished {
+                    conn.emit(Event::StreamFinished {
                         session: id,
                         stream: sid,
                     });
-                    self.check_stream_closed(ctx, usize::from(stream));
+                    self.check_stream_closed(conn, usize::from(stream));
                 }
                 true
             }
@@ -577,12 +572,12 @@ impl Session {
 
     /// Control records that waited for room (in our control stream or the event queue):
     /// process what fits now.
-    fn process_channel_backlogs(&mut self, ctx: &mut Context, now: Instant) {
+    fn process_channel_backlogs(&mut self, conn: &mut Conn, now: Instant) {
         let id = self.id;
         for i in 0..self.streams.len() {
             if let Some(m) = self.streams[i].mux.as_mut().filter(|m| m.has_backlog()) {
-                let result = m.process_backlog(ctx, id, now);
-                self.on_mux_result(ctx, now, i, result);
+                let result = m.process_backlog(conn, id, now);
+                self.on_mux_result(conn, now, i, result);
             }
         }
     }

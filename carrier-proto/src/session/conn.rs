@@ -1,61 +1,105 @@
-//! What every session of an endpoint shares: config, randomness, local candidates, the
-//! output queues and the statistics.
+//! What a session owns for talking to the world: its events and packets waiting for the
+//! endpoint to hand out, its counters, its randomness, the (shared, read-only)
+//! configuration, and — lent by the endpoint for the length of one call — the packet
+//! buffers.
+//!
+//! The connection state is kept beside the [`Session`](super::Session) rather than inside
+//! it so that the two can be borrowed apart: session code holds a stream of the session
+//! while it queues an event on the connection.
 
 use alloc::collections::VecDeque;
-use alloc::vec::Vec;
+use alloc::sync::Arc;
 use bytes::{Buf, Bytes, BytesMut};
 use core::net::SocketAddr;
 
-use super::{EndpointStats, Transmit};
 use crate::config::Config;
 use crate::crypto::{OpenError, Protection};
 use crate::event::Event;
 use crate::packet::{HEADER_LEN, Header, write_packet};
 use crate::rng::Rng;
 use crate::slab::Slab;
-use crate::types::Candidate;
+use crate::stats::EndpointStats;
+use crate::time::Instant;
+use crate::types::Transmit;
 
 /// Bytes allocated at a time for building packets.
 const TX_SLAB: usize = 64 * 1024;
 /// Retired slabs kept for reuse (bounds the memory held for reuse to 16 MiB).
 const TX_POOL: usize = 256;
 
-/// The shared half of an endpoint, split from the session table so a session and its
-/// context can be borrowed mutably at once.
+/// The packet buffers: one endpoint has one pair, lent to whichever session is working.
 #[derive(Debug)]
-pub(crate) struct Context {
-    pub(crate) config: Config,
-    pub(crate) rng: Rng,
-    pub(crate) hosts: Vec<Candidate>,
-    pub(crate) events: VecDeque<Event>,
-    pub(crate) transmits: VecDeque<Transmit>,
-    pub(crate) stats: EndpointStats,
-    /// The latest time the driver told us (inputs and application calls), for the packets
-    /// `poll_output` builds on demand.
-    pub(crate) now: crate::time::Instant,
-    /// `SessionRequest` events in `events` (bounded by `Config::max_queued_requests`).
-    pub(crate) queued_requests: usize,
+pub(crate) struct Buffers {
     /// Packets are built here and split off as `Bytes`.
     tx: Slab,
     /// Where protected packets are decrypted (a copy of the ciphertext, opened in place).
     rx: Slab,
 }
 
-impl Context {
-    pub(crate) fn new(config: Config) -> Self {
-        let rng = Rng::from_seed(config.seed);
-        Context {
-            config,
-            rng,
-            hosts: Vec::new(),
-            events: VecDeque::new(),
-            transmits: VecDeque::new(),
-            stats: EndpointStats::default(),
-            now: crate::time::Instant::ZERO,
-            queued_requests: 0,
+impl Buffers {
+    /// The endpoint's buffers.
+    pub(crate) fn new() -> Self {
+        Buffers {
             tx: Slab::new(TX_SLAB, TX_POOL),
             rx: Slab::new(TX_SLAB, TX_POOL),
         }
+    }
+
+    /// No buffers (allocates nothing): what a session holds while it is not lent any.
+    pub(crate) fn none() -> Self {
+        Buffers {
+            tx: Slab::new(0, 0),
+            rx: Slab::new(0, 0),
+        }
+    }
+}
+
+/// One session's connection state (see the [module](self) docs).
+#[derive(Debug)]
+pub(crate) struct Conn {
+    pub(crate) config: Arc<Config>,
+    pub(crate) rng: Rng,
+    /// Events for the application, in order.
+    pub(crate) events: VecDeque<Event>,
+    /// Packets built and waiting to be handed to the driver.
+    pub(crate) transmits: VecDeque<Transmit>,
+    /// This session's counters (the endpoint sums them).
+    pub(crate) stats: EndpointStats,
+    /// The endpoint's buffers while it has lent them (see [`Conn::lend`]).
+    buffers: Buffers,
+    /// The deadline the endpoint's timer heap has for this session.
+    pub(crate) deadline: Instant,
+    /// In the endpoint's ready queue.
+    pub(crate) ready: bool,
+    /// Touched since it was last asked for a packet: worth asking again.
+    pub(crate) needs_poll: bool,
+}
+
+impl Conn {
+    pub(crate) fn new(config: Arc<Config>, rng: Rng) -> Self {
+        Conn {
+            config,
+            rng,
+            events: VecDeque::new(),
+            transmits: VecDeque::new(),
+            stats: EndpointStats::default(),
+            buffers: Buffers::none(),
+            deadline: Instant::FAR_FUTURE,
+            ready: false,
+            needs_poll: false,
+        }
+    }
+
+    /// Takes the endpoint's buffers for the length of a call into the session; give them
+    /// back with [`Conn::give_back`] (the same buffers every time, so packets share slabs
+    /// across sessions and an idle session holds no buffer memory).
+    pub(crate) fn lend(&mut self, buffers: &mut Buffers) {
+        core::mem::swap(&mut self.buffers, buffers);
+    }
+
+    /// Returns the buffers [`Conn::lend`] took.
+    pub(crate) fn give_back(&mut self, buffers: &mut Buffers) {
+        core::mem::swap(&mut self.buffers, buffers);
     }
 
     /// Queues an event for the application.
@@ -63,9 +107,9 @@ impl Context {
         self.events.push_back(event);
     }
 
-    /// Queues a data event unless the application has let too many pile up; returns
-    /// whether it was queued. (Control events are never dropped: they are few and bounded
-    /// by the number of streams.)
+    /// Queues a data event unless the application has let too many of this session's
+    /// pile up; returns whether it was queued. (Control events are never dropped: they are
+    /// few and bounded by the number of streams.)
     pub(crate) fn emit_data(&mut self, event: Event) -> bool {
         if self.events.len() >= self.config.max_queued_events {
             self.stats.events_dropped += 1;
@@ -92,8 +136,8 @@ impl Context {
         max_size: usize,
         payload: impl FnOnce(&mut BytesMut),
     ) -> usize {
-        self.tx.reserve(max_size.max(64));
-        let out = self.tx.buf();
+        self.buffers.tx.reserve(max_size.max(64));
+        let out = self.buffers.tx.buf();
         match seal {
             None => write_packet(out, header, payload),
             Some(p) => {
@@ -111,7 +155,7 @@ impl Context {
                 }
             }
         }
-        let contents = self.tx.split();
+        let contents = self.buffers.tx.split();
         let len = contents.len();
         self.stats.packets_sent += 1;
         self.stats.bytes_sent += len as u64;
@@ -138,8 +182,8 @@ impl Context {
             Err(shared) => shared,
         };
         let (head, body) = datagram.split_at(HEADER_LEN.min(datagram.len()));
-        self.rx.reserve(body.len().max(64));
-        let buf = self.rx.buf();
+        self.buffers.rx.reserve(body.len().max(64));
+        let buf = self.buffers.rx.buf();
         buf.extend_from_slice(body);
         let result = protection.open(header.packet_number, head, &mut buf[..]);
         match result {
@@ -155,7 +199,7 @@ impl Context {
     }
 }
 
-/// [`Context::open`] of a datagram we own: the plaintext is the datagram's own buffer, past
+/// [`Conn::open`] of a datagram we own: the plaintext is the datagram's own buffer, past
 /// the header (the header, the associated data, is copied out first: it is 18 bytes).
 fn open_in_place(
     protection: &mut Protection,
@@ -181,6 +225,13 @@ mod tests {
     use crate::crypto::Secrets;
     use crate::packet::PacketType;
 
+    /// A connection with the endpoint's buffers lent for good.
+    fn conn() -> Conn {
+        let mut c = Conn::new(Arc::new(Config::default()), Rng::from_seed([0; 32]));
+        c.lend(&mut Buffers::new());
+        c
+    }
+
     /// A sealed DATA packet `pn` carrying `payload`, from the offerer's keys.
     fn sealed(pn: u64, payload: &[u8]) -> (Header, Bytes) {
         let secrets = Secrets {
@@ -188,7 +239,7 @@ mod tests {
             answerer: [2; 32],
         };
         let mut seal = Protection::new(&secrets, true).unwrap();
-        let mut ctx = Context::new(Config::default());
+        let mut conn = conn();
         let header = Header {
             packet_type: PacketType::Data,
             destination: 7,
@@ -196,11 +247,11 @@ mod tests {
         };
         let addr = SocketAddr::from(([127, 0, 0, 1], 1));
         assert!(
-            ctx.transmit(addr, addr, &header, Some(&mut seal), 4096, |out| {
+            conn.transmit(addr, addr, &header, Some(&mut seal), 4096, |out| {
                 out.extend_from_slice(payload)
             }) > 0
         );
-        (header, ctx.transmits.pop_front().unwrap().contents)
+        (header, conn.transmits.pop_front().unwrap().contents)
     }
 
     fn opener() -> Protection {
@@ -213,7 +264,7 @@ mod tests {
 
     #[test]
     fn an_owned_datagram_is_decrypted_where_it_lies_and_a_shared_one_is_copied() {
-        let mut ctx = Context::new(Config::default());
+        let mut conn = conn();
         let mut open = opener();
         let payload = [0x5a; 3000];
 
@@ -221,14 +272,14 @@ mod tests {
         let (header, packet) = sealed(0, &payload);
         let owned = Bytes::from(packet.to_vec());
         let range = owned.as_ptr_range();
-        let plain = ctx.open(&mut open, &header, owned).unwrap();
+        let plain = conn.open(&mut open, &header, owned).unwrap();
         assert_eq!(&plain[..], &payload[..]);
         assert!(range.contains(&plain.as_ptr()), "decrypted in place");
 
         // Shared (someone else holds it too): opened from a copy, the original untouched.
         let (header, packet) = sealed(1, &payload);
         let kept = packet.clone();
-        let plain = ctx.open(&mut open, &header, packet).unwrap();
+        let plain = conn.open(&mut open, &header, packet).unwrap();
         assert_eq!(&plain[..], &payload[..]);
         assert!(!kept.as_ptr_range().contains(&plain.as_ptr()));
         assert_ne!(
@@ -242,7 +293,7 @@ mod tests {
         let mut forged = packet.to_vec();
         forged[HEADER_LEN] ^= 1;
         assert_eq!(
-            ctx.open(&mut open, &header, Bytes::from(forged)),
+            conn.open(&mut open, &header, Bytes::from(forged)),
             Err(OpenError::BadTag)
         );
     }

@@ -1,0 +1,115 @@
+//! A datagram the endpoint routed here: opened with the session's own keys (or checked
+//! against its CRC in a plain session), handed to [`Session::handle_packet`], and counted.
+
+use bytes::Bytes;
+use core::net::SocketAddr;
+use core::ops::Range;
+
+use super::{Conn, Drop, Incoming, Session};
+use crate::crypto::OpenError;
+use crate::packet::{Header, PacketError};
+use crate::time::Instant;
+
+/// A datagram ready for [`Session::handle_packet`].
+struct Opened {
+    header: Header,
+    /// The datagram (a plain session's) or the plaintext (a protected session's).
+    datagram: Bytes,
+    /// Where the frames are in `datagram`.
+    payload: Range<usize>,
+}
+
+impl Session {
+    /// Opens, processes and counts one datagram for this session. Never fails: what is
+    /// dropped is counted in the session's stats.
+    pub(crate) fn handle_datagram(
+        &mut self,
+        conn: &mut Conn,
+        now: Instant,
+        remote: SocketAddr,
+        local: SocketAddr,
+        contents: Bytes,
+    ) {
+        let Some(Opened {
+            header,
+            datagram,
+            payload,
+        }) = self.open(conn, contents)
+        else {
+            return;
+        };
+        let packet = Incoming {
+            now,
+            local,
+            remote,
+            header: &header,
+            payload: &datagram[payload],
+            datagram: &datagram,
+        };
+        let result = self.handle_packet(conn, packet);
+        // Only a packet the session took marks the replay window: a dropped one (a copy
+        // raced in from another address, say) must leave its number open for the original.
+        if let Some(p) = self.protection.as_deref_mut() {
+            match result {
+                Ok(()) => p.accept(header.packet_number),
+                Err(Drop::Ended) => {}
+                Err(_) => conn.stats.dropped_authenticated += 1,
+            }
+        }
+        match result {
+            Ok(()) => {}
+            Err(Drop::Malformed) => conn.stats.dropped_malformed += 1,
+            Err(Drop::Unexpected) => conn.stats.dropped_unexpected += 1,
+            Err(Drop::Ended) => conn.stats.dropped_after_end += 1,
+        }
+    }
+
+    /// A protected session's packets are authenticated and decrypted with its keys; a
+    /// plain one's are checked against their CRC. `None`: dropped and counted.
+    fn open(&mut self, conn: &mut Conn, contents: Bytes) -> Option<Opened> {
+        let Some(protection) = self.protection.as_deref_mut() else {
+            return match Header::parse(&contents) {
+                Ok((header, payload)) => {
+                    // The payload lies between header and trailer.
+                    let start = payload.as_ptr() as usize - contents.as_ptr() as usize;
+                    let payload = start..start + payload.len();
+                    Some(Opened {
+                        header,
+                        datagram: contents,
+                        payload,
+                    })
+                }
+                Err(PacketError::BadChecksum) => {
+                    conn.stats.dropped_bad_checksum += 1;
+                    None
+                }
+                Err(_) => {
+                    conn.stats.dropped_malformed += 1;
+                    None
+                }
+            };
+        };
+        let Ok(header) = Header::parse_protected(&contents, crate::crypto::TAG_LEN) else {
+            conn.stats.dropped_malformed += 1;
+            return None;
+        };
+        match conn.open(protection, &header, contents) {
+            Ok(plain) => Some(Opened {
+                header,
+                payload: 0..plain.len(),
+                datagram: plain,
+            }),
+            Err(e) => {
+                match e {
+                    OpenError::BadTag => conn.stats.dropped_bad_tag += 1,
+                    OpenError::Replay => conn.stats.dropped_replay += 1,
+                    OpenError::Exhausted => {
+                        conn.stats.dropped_bad_tag += 1;
+                        self.keys_exhausted(conn);
+                    }
+                }
+                None
+            }
+        }
+    }
+}
