@@ -5,6 +5,7 @@ pub mod bottleneck;
 pub mod channels;
 pub mod compare;
 pub mod latency;
+pub mod many;
 pub mod pair;
 
 use std::net::SocketAddr;
