@@ -18,7 +18,10 @@ mod transfer;
 use std::process::ExitCode;
 
 const USAGE: &str = "\
-usage: carrier <command>
+usage: carrier [-v | -vv] <command>
+
+  -v, -vv  log what the sessions do on stderr (info, debug); RUST_LOG, when set,
+           takes precedence (e.g. RUST_LOG=carrier=debug).
 
 commands:
   demo [--bytes N] [--channel-bytes N]
@@ -41,7 +44,8 @@ commands:
 ";
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    let (verbosity, args) = verbosity(std::env::args().skip(1).collect());
+    init_logging(verbosity);
     match args.first().map(String::as_str) {
         Some("demo") => match demo::Options::parse(&args[1..]) {
             Ok(options) => match demo::run(&options) {
@@ -158,4 +162,59 @@ fn parse_recv(args: &[String]) -> Result<(std::net::SocketAddr, std::path::PathB
         }
     }
     Ok((listen.ok_or("--listen ADDR is required")?, out))
+}
+
+/// Takes `-v` / `-vv` / `--verbose` out of the arguments: how many levels to show.
+fn verbosity(args: Vec<String>) -> (usize, Vec<String>) {
+    let mut level = 0;
+    let rest = args
+        .into_iter()
+        .filter(|a| match a.as_str() {
+            "-v" | "--verbose" => {
+                level += 1;
+                false
+            }
+            "-vv" => {
+                level += 2;
+                false
+            }
+            _ => true,
+        })
+        .collect();
+    (level, rest)
+}
+
+/// Logs to stderr: RUST_LOG if set, else warnings, or carrier's info (-v) or debug (-vv).
+fn init_logging(verbosity: usize) {
+    use tracing_subscriber::EnvFilter;
+    let filter = match std::env::var("RUST_LOG") {
+        Ok(directives) if !directives.is_empty() => EnvFilter::new(directives),
+        _ => EnvFilter::new(match verbosity {
+            0 => "warn",
+            1 => "warn,carrier=info",
+            _ => "warn,carrier=debug",
+        }),
+    };
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .try_init();
+}
+
+#[cfg(test)]
+mod verbosity_tests {
+    #[test]
+    fn v_flags_count_and_leave_the_command() {
+        let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(super::verbosity(args(&["demo"])), (0, args(&["demo"])));
+        assert_eq!(
+            super::verbosity(args(&["-v", "demo", "--bytes", "1M"])),
+            (1, args(&["demo", "--bytes", "1M"]))
+        );
+        assert_eq!(
+            super::verbosity(args(&["-vv", "demo"])),
+            (2, args(&["demo"]))
+        );
+    }
 }

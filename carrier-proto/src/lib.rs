@@ -78,6 +78,7 @@ pub mod slab;
 mod stats;
 mod stream;
 mod time;
+mod trace;
 mod transport;
 mod types;
 

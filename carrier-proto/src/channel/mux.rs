@@ -644,7 +644,15 @@ impl Mux {
             self.ctl_credit_dirty = true;
         }
         let after = self.table.stats();
-        conn.stats.channel_opens_refused += after.refused_opens - before.refused_opens;
+        let refused = after.refused_opens - before.refused_opens;
+        if refused > 0 {
+            conn.stats.channel_opens_refused += refused;
+            crate::trace::log_debug!(
+                stream = self.stream,
+                refused,
+                "channel opens refused (over a limit or a reused id)"
+            );
+        }
         result
     }
 
@@ -759,6 +767,11 @@ impl Mux {
                 };
                 if !conn.emit_data(event) {
                     conn.stats.datagrams_dropped += 1;
+                    crate::trace::log_debug!(
+                        channel = id,
+                        reason = "event queue full",
+                        "channel datagram dropped"
+                    );
                 }
                 Ok(())
             }
@@ -1123,6 +1136,7 @@ impl Mux {
                 next = next.min(now + keepalive / 8);
             } else {
                 conn.stats.channel_timeouts += 1;
+                crate::trace::log_debug!("unreliable channel silent: closed with Timeout");
             }
         }
         self.timer = next;

@@ -58,7 +58,8 @@ impl SessionMut<'_> {
     /// Runs a call that changes the session (see the type's docs).
     fn call<R>(&mut self, f: impl FnOnce(&mut Session, &mut Conn, &[Candidate]) -> R) -> R {
         self.conn.lend(self.buffers);
-        let r = f(self.session, self.conn, self.hosts);
+        let (session, conn, hosts) = (&mut *self.session, &mut *self.conn, self.hosts);
+        let r = session.span.clone().in_scope(|| f(session, conn, hosts));
         self.conn.give_back(self.buffers);
         self.schedule.touch(self.place, self.conn);
         let at = self.session.next_timeout(self.conn);

@@ -261,7 +261,8 @@ impl Endpoint {
         let place = self.place(i);
         let Live { session, conn } = self.slots.get_mut(i)?.live.as_mut()?;
         conn.lend(&mut self.buffers);
-        let r = f(session, conn, &self.hosts);
+        let hosts = &self.hosts;
+        let r = session.span.clone().in_scope(|| f(session, conn, hosts));
         conn.give_back(&mut self.buffers);
         self.schedule.touch(place, conn);
         let at = session.next_timeout(conn);
@@ -384,6 +385,7 @@ impl Endpoint {
         let max = self.config.max_queued_requests;
         if self.queued_requests >= max {
             self.stats.requests_refused += 1;
+            crate::trace::log_warn!(peer, max, "session request refused: too many queued");
             return Err(Error::Limit {
                 what: "queued session requests",
                 max,
@@ -496,11 +498,13 @@ impl Endpoint {
         self.stats.packets_received += 1;
         if !is_carrier_packet(&contents) {
             self.stats.dropped_not_carrier += 1;
+            crate::trace::log_debug!(%source, len = contents.len(), reason = "not a carrier packet", "packet dropped");
             return;
         }
         let Some(slot) = peek_destination(&contents).and_then(|d| self.slot_of(SessionId(d)))
         else {
             self.stats.dropped_unknown_session += 1;
+            crate::trace::log_debug!(%source, len = contents.len(), reason = "unknown session", "packet dropped");
             return;
         };
         self.with_session(slot, |session, conn, _| {
@@ -551,7 +555,11 @@ impl Endpoint {
             if conn.needs_poll {
                 conn.needs_poll = false;
                 conn.lend(&mut self.buffers);
-                let sent = session.poll_transmit(conn, self.now);
+                let now = self.now;
+                let sent = session
+                    .span
+                    .clone()
+                    .in_scope(|| session.poll_transmit(conn, now));
                 conn.give_back(&mut self.buffers);
                 let at = session.next_timeout(conn);
                 self.schedule.arm(place, conn, at);

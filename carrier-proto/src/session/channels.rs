@@ -242,10 +242,20 @@ impl Session {
     ) {
         match result {
             Ok(()) => {}
-            Err(MuxError::FlowControl) => conn.stats.flow_control_violations += 1,
+            Err(MuxError::FlowControl) => {
+                conn.stats.flow_control_violations += 1;
+                crate::trace::log_debug!(
+                    stream = index,
+                    "channel data refused: breaks flow control"
+                );
+            }
             Err(MuxError::Busy) => self.refused_rx = true,
             Err(MuxError::BadControl) => {
                 conn.stats.channel_violations += 1;
+                crate::trace::log_warn!(
+                    stream = index,
+                    "malformed channel control stream: aborting the stream"
+                );
                 if let Some(s) = self.streams.get(index) {
                     let stream = s.id;
                     let _ = self.abort_stream(conn, now, stream);

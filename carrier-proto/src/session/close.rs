@@ -283,6 +283,7 @@ impl Session {
             self.close_at_once(conn, now, CloseReason::Normal, StateReason::ClosedLocally);
         } else if now >= deadline {
             conn.stats.close_lingers_expired += 1;
+            crate::trace::log_info!(linger = ?conn.config.close_linger, "graceful close timed out: closing with Timeout");
             self.close_at_once(conn, now, CloseReason::Timeout, StateReason::CloseTimeout);
         }
     }

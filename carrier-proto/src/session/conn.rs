@@ -113,6 +113,10 @@ impl Conn {
     pub(crate) fn emit_data(&mut self, event: Event) -> bool {
         if self.events.len() >= self.config.max_queued_events {
             self.stats.events_dropped += 1;
+            crate::trace::log_debug!(
+                max = self.config.max_queued_events,
+                "data event dropped: the application is not draining events"
+            );
             return false;
         }
         self.events.push_back(event);

@@ -134,6 +134,11 @@ impl Session {
                     }
                     if !q.dropping {
                         q.dropping = true;
+                        crate::trace::log_debug!(
+                            limit,
+                            reason = "send queue full (DropOldest)",
+                            "queued datagrams dropped"
+                        );
                         conn.emit(Event::DatagramsDropped { session: self.id });
                     }
                 }

@@ -139,6 +139,7 @@ impl Session {
                 if self.path.selected().is_some() && self.any_connected() {
                     if now >= self.last_rx + conn.config.idle_timeout {
                         conn.stats.idle_timeouts += 1;
+                        crate::trace::log_info!(idle = ?conn.config.idle_timeout, "session idle: closing with Timeout");
                         let frame = Frame::Close {
                             scope: SESSION_SCOPE,
                             reason: CloseReason::Timeout,
@@ -216,6 +217,16 @@ impl Session {
     /// A pair was just selected: size the path MTU search for it, and the streams are
     /// Connected.
     fn on_path_selected(&mut self, conn: &mut Conn) {
+        if let Some(p) = self.path.selected() {
+            crate::trace::log_info!(
+                local = %p.local.address,
+                remote = %p.remote.address,
+                local_kind = ?p.local.kind,
+                remote_kind = ?p.remote.kind,
+                "path selected"
+            );
+            let _ = p;
+        }
         if self.path.selected().is_some_and(|p| p.is_loopback()) {
             self.mtu.raise_ceiling(
                 conn.config
@@ -322,6 +333,7 @@ impl Session {
                     .on_packet_received(now, packet_number, eliciting, payload.len());
             }
             conn.stats.dropped_duplicate += 1;
+            crate::trace::log_trace!(packet_number, reason = "duplicate", "packet dropped");
             return Ok(());
         }
         self.refused_rx = false;
@@ -346,6 +358,12 @@ impl Session {
                 } => {
                     if !self.on_stream_frame(conn, stream, offset, datagram.slice_ref(data), fin) {
                         conn.stats.flow_control_violations += 1;
+                        crate::trace::log_debug!(
+                            stream,
+                            offset,
+                            reason = "breaks flow control or final size",
+                            "stream frame refused"
+                        );
                     }
                 }
                 credit => self.on_credit_frame(&credit),
@@ -358,6 +376,10 @@ impl Session {
             // Some data had no room: leave the packet unacknowledged, so the peer declares
             // it lost and sends its data again (what we did take is deduplicated then).
             conn.stats.packets_refused_busy += 1;
+            crate::trace::log_debug!(
+                packet_number,
+                "no room for out-of-order data: packet left unacknowledged"
+            );
             self.transport.on_packet_refused(packet_number);
         } else {
             self.transport
@@ -374,6 +396,12 @@ impl Session {
             .is_some_and(|s| s.state == StreamState::Connected && !s.is_reliable());
         if !deliverable {
             conn.stats.datagrams_dropped += 1;
+            crate::trace::log_debug!(
+                stream,
+                len = data.len(),
+                reason = "stream not Connected, unknown or reliable",
+                "datagram dropped"
+            );
             return;
         }
         // Zero-copy: the event's bytes are a slice of the received datagram.
@@ -384,6 +412,7 @@ impl Session {
             data,
         }) {
             conn.stats.datagrams_dropped += 1;
+            crate::trace::log_debug!(stream, reason = "event queue full", "datagram dropped");
         }
     }
 

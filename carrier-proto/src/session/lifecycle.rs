@@ -54,7 +54,7 @@ impl Session {
             });
         }
         let id = StreamId(self.streams.len() as u8);
-        let mut stream = Stream::new(id, stream_type, options);
+        let mut stream = Stream::new(id, stream_type, options, &self.span);
         if stream.is_reliable() {
             stream.reliable = Some(Reliable::new(&conn.config.transport));
         }
@@ -115,6 +115,7 @@ impl Session {
             .collect();
         let mut desc = self.local_description(media);
         desc.bundle = (!bundle.is_empty()).then(|| String::from(bundle));
+        crate::trace::log_info!(bundle, streams = self.streams.len(), "requesting a session");
         if self.needs_protection() {
             // Our half of the key exchange travels in the offer.
             let eph = Ephemeral::generate(&mut conn.rng);
@@ -191,6 +192,7 @@ impl Session {
             if reason.contains(['\r', '\n', '\0']) {
                 return Err(Error::InvalidText("reason (no CR, LF or NUL)"));
             }
+            crate::trace::log_info!(status, reason = %reason, "refusing the request");
             desc.media = offered
                 .media
                 .iter()
@@ -230,6 +232,11 @@ impl Session {
         let protect = media
             .iter()
             .any(|m| !m.rejected && !m.options.contains(StreamOptions::PLAIN));
+        crate::trace::log_info!(
+            streams = self.streams.len(),
+            protect,
+            "accepting the request"
+        );
         if protect {
             let eph = Ephemeral::generate(&mut conn.rng);
             let offer_key = peer_key(offered)?;
@@ -284,6 +291,7 @@ impl Session {
         let outcome = match answer.refusal() {
             Some(refusal) => {
                 let status = refusal.status;
+                crate::trace::log_info!(status, reason = %refusal.reason, "request refused by the peer");
                 self.end(conn, StreamState::Closed, StateReason::Refused { status });
                 RequestOutcome::Refused(refusal.clone())
             }
@@ -436,6 +444,11 @@ impl Session {
                     rng.fill(&mut t);
                     t
                 });
+            crate::trace::log_debug!(
+                pairs = self.path.pairs.len(),
+                controlling,
+                "connectivity checks begin"
+            );
             self.handle_timeout(conn, now);
         }
     }

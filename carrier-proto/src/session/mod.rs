@@ -115,11 +115,14 @@ pub(crate) struct Session {
     pub(crate) closing: Option<Instant>,
     /// Datagrams waiting for the congestion window.
     pub(crate) datagrams: datagrams::DatagramQueue,
+    /// The `session` span: every call into the session runs inside it.
+    pub(crate) span: crate::trace::Span,
 }
 
 impl Session {
     pub(crate) fn new(id: SessionId, peer: String, conn: &mut Conn) -> Self {
         Session {
+            span: crate::trace::session_span(id, &peer),
             id,
             peer,
             phase: SessionPhase::New,
@@ -195,6 +198,7 @@ impl Session {
             return;
         }
         stream.state = to;
+        crate::trace::log_debug!(parent: &stream.span, ?from, ?to, ?reason, "stream state");
         conn.emit(Event::StateChanged {
             session: self.id,
             stream: stream.id,
@@ -227,6 +231,7 @@ impl Session {
 
     /// Ends every live stream with `state` and `reason`, and the session with them.
     pub(crate) fn end(&mut self, conn: &mut Conn, state: StreamState, reason: StateReason) {
+        crate::trace::log_info!(?state, ?reason, "session ended");
         for i in 0..self.streams.len() {
             if !self.streams[i].state.is_terminal() {
                 self.set_state(conn, i, state, Some(reason));

@@ -34,7 +34,7 @@ impl Session {
             header,
             datagram,
             payload,
-        }) = self.open(conn, contents)
+        }) = self.open(conn, remote, contents)
         else {
             return;
         };
@@ -56,17 +56,27 @@ impl Session {
                 Err(_) => conn.stats.dropped_authenticated += 1,
             }
         }
-        match result {
-            Ok(()) => {}
-            Err(Drop::Malformed) => conn.stats.dropped_malformed += 1,
-            Err(Drop::Unexpected) => conn.stats.dropped_unexpected += 1,
-            Err(Drop::Ended) => conn.stats.dropped_after_end += 1,
-        }
+        let reason = match result {
+            Ok(()) => return,
+            Err(Drop::Malformed) => {
+                conn.stats.dropped_malformed += 1;
+                "malformed frames"
+            }
+            Err(Drop::Unexpected) => {
+                conn.stats.dropped_unexpected += 1;
+                "not expected now or from this address"
+            }
+            Err(Drop::Ended) => {
+                conn.stats.dropped_after_end += 1;
+                "session ended"
+            }
+        };
+        dropped(&remote, header.packet_number, reason);
     }
 
     /// A protected session's packets are authenticated and decrypted with its keys; a
     /// plain one's are checked against their CRC. `None`: dropped and counted.
-    fn open(&mut self, conn: &mut Conn, contents: Bytes) -> Option<Opened> {
+    fn open(&mut self, conn: &mut Conn, remote: SocketAddr, contents: Bytes) -> Option<Opened> {
         let Some(protection) = self.protection.as_deref_mut() else {
             return match Header::parse(&contents) {
                 Ok((header, payload)) => {
@@ -81,16 +91,19 @@ impl Session {
                 }
                 Err(PacketError::BadChecksum) => {
                     conn.stats.dropped_bad_checksum += 1;
+                    dropped(&remote, None, "bad checksum");
                     None
                 }
                 Err(_) => {
                     conn.stats.dropped_malformed += 1;
+                    dropped(&remote, None, "malformed header");
                     None
                 }
             };
         };
         let Ok(header) = Header::parse_protected(&contents, crate::crypto::TAG_LEN) else {
             conn.stats.dropped_malformed += 1;
+            dropped(&remote, None, "malformed header");
             return None;
         };
         match conn.open(protection, &header, contents) {
@@ -100,16 +113,31 @@ impl Session {
                 datagram: plain,
             }),
             Err(e) => {
-                match e {
-                    OpenError::BadTag => conn.stats.dropped_bad_tag += 1,
-                    OpenError::Replay => conn.stats.dropped_replay += 1,
+                let reason = match e {
+                    OpenError::BadTag => {
+                        conn.stats.dropped_bad_tag += 1;
+                        "bad authentication tag"
+                    }
+                    OpenError::Replay => {
+                        conn.stats.dropped_replay += 1;
+                        "replayed or too old"
+                    }
                     OpenError::Exhausted => {
                         conn.stats.dropped_bad_tag += 1;
                         self.keys_exhausted(conn);
+                        "bad authentication tag; keys exhausted"
                     }
-                }
+                };
+                dropped(&remote, Some(header.packet_number), reason);
                 None
             }
         }
     }
+}
+
+/// Logs a dropped packet with its reason (the session's span says which session).
+fn dropped(remote: &SocketAddr, packet_number: impl Into<Option<u64>>, reason: &'static str) {
+    let packet_number = packet_number.into();
+    crate::trace::log_debug!(%remote, ?packet_number, reason, "packet dropped");
+    let _ = (remote, packet_number, reason);
 }

@@ -360,7 +360,16 @@ impl Session {
         });
         t.max_data_dirty |= max_data_dirty;
         if let Some(sent) = outcome.newest_lost_sent {
+            let before = t.cc.window();
             t.cc.on_congestion_event(now, sent, outcome.lost_bytes, outcome.persistent);
+            crate::trace::log_debug!(
+                lost_bytes = outcome.lost_bytes,
+                persistent = outcome.persistent,
+                window_before = before,
+                window = t.cc.window(),
+                "loss: congestion event"
+            );
+            let _ = before;
         }
         if let Some(sample) = &outcome.rate_sample {
             t.cc.on_rate_sample(now, sample);
@@ -389,7 +398,16 @@ impl Session {
         });
         t.max_data_dirty |= max_data_dirty;
         if let Some(sent) = outcome.newest_lost_sent {
+            let before = t.cc.window();
             t.cc.on_congestion_event(now, sent, outcome.lost_bytes, outcome.persistent);
+            crate::trace::log_debug!(
+                lost_bytes = outcome.lost_bytes,
+                persistent = outcome.persistent,
+                window_before = before,
+                window = t.cc.window(),
+                "loss: congestion event"
+            );
+            let _ = before;
         }
         if probe {
             t.probes = 2;
@@ -399,6 +417,7 @@ impl Session {
         }
         if t.recovery.path_dead() {
             conn.stats.dead_paths += 1;
+            crate::trace::log_warn!("path dead: no acknowledgement after the probe timeouts");
             self.end(conn, StreamState::Failed, StateReason::PathDead);
         }
     }

@@ -40,11 +40,20 @@ pub(crate) struct Stream {
     pub(crate) close_pending: Option<crate::types::CloseReason>,
     /// The channels, for MULTIPLEXING streams (created when the session starts).
     pub(crate) mux: Option<alloc::boxed::Box<crate::channel::Mux>>,
+    /// Its `stream` span (inside the session's), for its events.
+    #[cfg_attr(not(feature = "tracing"), allow(dead_code))]
+    pub(crate) span: crate::trace::Span,
 }
 
 impl Stream {
-    pub(crate) fn new(id: StreamId, stream_type: StreamType, options: StreamOptions) -> Self {
+    pub(crate) fn new(
+        id: StreamId,
+        stream_type: StreamType,
+        options: StreamOptions,
+        session: &crate::trace::Span,
+    ) -> Self {
         Stream {
+            span: crate::trace::stream_span(session, id.0.into(), stream_type, options),
             id,
             stream_type,
             options: options.normalized(),
