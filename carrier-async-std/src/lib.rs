@@ -54,7 +54,7 @@ pub fn bind(addr: SocketAddr, config: Config) -> io::Result<(Manager, Driver<Asy
 pub fn bind_with_handler(
     addr: SocketAddr,
     config: Config,
-    handler: impl Handler,
+    handler: impl Callbacks,
 ) -> io::Result<(Manager, Driver<AsyncIoRuntime>)> {
     Manager::with_handler(AsyncIoRuntime, UdpSocket::bind(addr)?, config, handler)
 }

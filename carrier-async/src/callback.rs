@@ -1,6 +1,6 @@
 //! The callback style, for code ported from the original Carrier: one handler object whose
 //! methods the driver task calls as things happen (`onStateChanged`, `onStreamData`,
-//! `onChannelOpen`, ...), with a [`Context`] for the calls they lead to.
+//! `onChannelOpen`, ...), with a [`CallbackScope`] for the calls they lead to.
 //!
 //! Install it with [`Manager::with_handler`](crate::Manager::with_handler); reach the
 //! endpoint from outside with [`Manager::call`](crate::Manager::call).
@@ -17,11 +17,11 @@ use carrier_udp::Engine;
 /// The endpoint, lent to a callback for the calls it makes (reply, accept, write, ...);
 /// the driver sends what they produce when the callback returns.
 #[derive(Debug)]
-pub struct Context<'a> {
+pub struct CallbackScope<'a> {
     pub(crate) engine: &'a mut Engine,
 }
 
-impl Context<'_> {
+impl CallbackScope<'_> {
     /// The endpoint.
     pub fn endpoint(&mut self) -> &mut Endpoint {
         self.engine.endpoint()
@@ -47,12 +47,12 @@ impl Context<'_> {
 /// The original's callbacks. Every method has an empty default: implement the ones you
 /// need. They run on the driver task: keep them short (queue heavy work elsewhere).
 #[allow(unused_variables)]
-pub trait Handler: Send + 'static {
+pub trait Callbacks: Send + 'static {
     /// A peer asks for a session (`onSessionRequest`): create a session, add streams,
-    /// reply (and [`Context::reply_direct`] if it came over the socket), start.
+    /// reply (and [`CallbackScope::reply_direct`] if it came over the socket), start.
     fn on_session_request(
         &mut self,
-        ctx: &mut Context<'_>,
+        ctx: &mut CallbackScope<'_>,
         handler: Option<HandlerId>,
         peer: &str,
         offer: Offer,
@@ -62,7 +62,7 @@ pub trait Handler: Send + 'static {
     /// refused or timed out.
     fn on_request_complete(
         &mut self,
-        ctx: &mut Context<'_>,
+        ctx: &mut CallbackScope<'_>,
         session: SessionId,
         outcome: RequestOutcome,
     ) {
@@ -70,7 +70,7 @@ pub trait Handler: Send + 'static {
     /// A stream changed state (`onStateChanged`).
     fn on_state_changed(
         &mut self,
-        ctx: &mut Context<'_>,
+        ctx: &mut CallbackScope<'_>,
         session: SessionId,
         stream: StreamId,
         state: StreamState,
@@ -81,18 +81,18 @@ pub trait Handler: Send + 'static {
     /// stream.
     fn on_stream_data(
         &mut self,
-        ctx: &mut Context<'_>,
+        ctx: &mut CallbackScope<'_>,
         session: SessionId,
         stream: StreamId,
         data: Bytes,
     ) {
     }
     /// A reliable stream has room to write again.
-    fn on_writable(&mut self, ctx: &mut Context<'_>, session: SessionId, stream: StreamId) {}
+    fn on_writable(&mut self, ctx: &mut CallbackScope<'_>, session: SessionId, stream: StreamId) {}
     /// The peer opens a channel (`onChannelOpen`): accept or refuse it.
     fn on_channel_open(
         &mut self,
-        ctx: &mut Context<'_>,
+        ctx: &mut CallbackScope<'_>,
         session: SessionId,
         stream: StreamId,
         channel: ChannelId,
@@ -102,7 +102,7 @@ pub trait Handler: Send + 'static {
     /// A channel is open on both sides (`onChannelOpened`).
     fn on_channel_opened(
         &mut self,
-        ctx: &mut Context<'_>,
+        ctx: &mut CallbackScope<'_>,
         session: SessionId,
         stream: StreamId,
         channel: ChannelId,
@@ -111,7 +111,7 @@ pub trait Handler: Send + 'static {
     /// Data on a channel (`onChannelData`).
     fn on_channel_data(
         &mut self,
-        ctx: &mut Context<'_>,
+        ctx: &mut CallbackScope<'_>,
         session: SessionId,
         stream: StreamId,
         channel: ChannelId,
@@ -121,7 +121,7 @@ pub trait Handler: Send + 'static {
     /// A channel closed (`onChannelClose`), with why.
     fn on_channel_close(
         &mut self,
-        ctx: &mut Context<'_>,
+        ctx: &mut CallbackScope<'_>,
         session: SessionId,
         stream: StreamId,
         channel: ChannelId,
@@ -131,7 +131,7 @@ pub trait Handler: Send + 'static {
     /// The peer asks us to stop sending on a channel (`onChannelPending`).
     fn on_channel_pending(
         &mut self,
-        ctx: &mut Context<'_>,
+        ctx: &mut CallbackScope<'_>,
         session: SessionId,
         stream: StreamId,
         channel: ChannelId,
@@ -140,7 +140,7 @@ pub trait Handler: Send + 'static {
     /// The peer lets us send on a channel again (`onChannelResume`).
     fn on_channel_resume(
         &mut self,
-        ctx: &mut Context<'_>,
+        ctx: &mut CallbackScope<'_>,
         session: SessionId,
         stream: StreamId,
         channel: ChannelId,
@@ -149,7 +149,7 @@ pub trait Handler: Send + 'static {
     /// A channel has room to write again.
     fn on_channel_writable(
         &mut self,
-        ctx: &mut Context<'_>,
+        ctx: &mut CallbackScope<'_>,
         session: SessionId,
         stream: StreamId,
         channel: ChannelId,
@@ -158,7 +158,7 @@ pub trait Handler: Send + 'static {
 }
 
 /// Calls the handler's method for `event`.
-pub(crate) fn dispatch(h: &mut dyn Handler, ctx: &mut Context<'_>, event: Event) {
+pub(crate) fn dispatch(h: &mut dyn Callbacks, ctx: &mut CallbackScope<'_>, event: Event) {
     match event {
         Event::SessionRequest {
             handler,

@@ -1,6 +1,6 @@
 //! An async API over [`carrier_proto`] for any runtime, in the seed's terms.
 //!
-//! - [`Manager`]: one UDP socket's endpoint. Incoming session requests arrive on
+//! - [`Manager`]: one UDP socket's endpoint. Requests session requests arrive on
 //!   [`Manager::incoming`] (or [`Manager::incoming_for`] a bundle prefix); new sessions
 //!   come from [`Manager::new_session`].
 //! - [`Session`]: [`add_stream`](Session::add_stream), then
@@ -14,7 +14,7 @@
 //!   ones.
 //! - [`Channel`]: a flow inside a MULTIPLEXING stream: `AsyncRead` + `AsyncWrite`, a close
 //!   reason, pend/resume.
-//! - [`Handler`]: the callback style of the original (`on_state_changed`,
+//! - [`Callbacks`]: the callback style of the original (`on_state_changed`,
 //!   `on_stream_data`, `on_channel_open`, ...), for ported code.
 //!
 //! One task, the [`Driver`], owns the socket and the timer and moves the endpoint; the
@@ -39,11 +39,11 @@ mod session;
 mod shared;
 mod stream;
 
-pub use callback::{Context, Handler};
+pub use callback::{CallbackScope, Callbacks};
 pub use channel::{Channel, IncomingChannel};
 pub use driver::{Driver, RECV_BUDGET, STEP_BUDGET};
 pub use error::{Closed, Error};
-pub use manager::{DriverStats, Incoming, IncomingRequest, Manager};
+pub use manager::{DriverStats, IncomingRequest, Manager, Requests};
 #[cfg(feature = "async-io")]
 pub use runtime::AsyncIoRuntime;
 #[cfg(feature = "tokio")]

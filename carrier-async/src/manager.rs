@@ -13,7 +13,7 @@ use carrier_proto::{
 };
 use carrier_udp::{Engine, IoStats, Socket};
 
-use crate::callback::{Context, Handler};
+use crate::callback::{CallbackScope, Callbacks};
 use crate::driver::Driver;
 use crate::runtime::{AsyncUdpSocket, Runtime};
 use crate::session::{Session, SessionRef};
@@ -76,7 +76,7 @@ impl Manager {
         runtime: R,
         socket: std::net::UdpSocket,
         config: Config,
-        handler: impl Handler,
+        handler: impl Callbacks,
     ) -> io::Result<(Manager, Driver<R>)> {
         Self::with_mode(runtime, socket, config, Mode::Callback(Box::new(handler)))
     }
@@ -150,9 +150,9 @@ impl Manager {
 
     /// Runs `f` with the endpoint under the lock (the callback style's way in from
     /// outside), then wakes the driver to send what it produced.
-    pub fn call<T>(&self, f: impl FnOnce(&mut Context<'_>) -> T) -> T {
+    pub fn call<T>(&self, f: impl FnOnce(&mut CallbackScope<'_>) -> T) -> T {
         let mut st = self.shared().lock();
-        let out = f(&mut Context {
+        let out = f(&mut CallbackScope {
             engine: &mut st.engine,
         });
         st.wake_driver();
@@ -175,23 +175,23 @@ impl Manager {
 
     /// Session requests whose bundle matches no registered prefix (all of them if none
     /// is registered).
-    pub fn incoming(&self) -> Incoming {
-        Incoming {
+    pub fn incoming(&self) -> Requests {
+        Requests {
             shared: self.shared().clone(),
             handler: None,
         }
     }
 
     /// Session requests whose bundle starts with `prefix` (the longest matching prefix
-    /// wins). Dropping the [`Incoming`] removes the route.
-    pub fn incoming_for(&self, prefix: &str) -> Incoming {
+    /// wins). Dropping the [`Requests`] removes the route.
+    pub fn incoming_for(&self, prefix: &str) -> Requests {
         let id = self
             .shared()
             .lock()
             .engine
             .endpoint()
             .add_request_handler(prefix);
-        Incoming {
+        Requests {
             shared: self.shared().clone(),
             handler: Some(id),
         }
@@ -219,12 +219,12 @@ impl Manager {
 /// Session requests routed to one handler: `next().await`, or use it as a
 /// `futures_core::Stream`. Ends (`None`) when the driver stops.
 #[derive(Debug)]
-pub struct Incoming {
+pub struct Requests {
     shared: Arc<Shared>,
     handler: Option<HandlerId>,
 }
 
-impl Incoming {
+impl Requests {
     /// The next request.
     pub async fn next(&mut self) -> Option<IncomingRequest> {
         poll_fn(|cx| self.poll_request(cx)).await
@@ -249,14 +249,14 @@ impl Incoming {
     }
 }
 
-impl futures_core::Stream for Incoming {
+impl futures_core::Stream for Requests {
     type Item = IncomingRequest;
     fn poll_next(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Option<Self::Item>> {
         self.get_mut().poll_request(cx)
     }
 }
 
-impl Drop for Incoming {
+impl Drop for Requests {
     fn drop(&mut self) {
         if let Some(id) = self.handler {
             let mut st = self.shared.lock();

@@ -16,7 +16,7 @@ use carrier_proto::{
 };
 use carrier_udp::Engine;
 
-use crate::callback::{Context, Handler};
+use crate::callback::{CallbackScope, Callbacks};
 
 /// Session requests queued per handler before new ones are dropped (the requester's
 /// request times out, or its direct offer is repeated later).
@@ -192,7 +192,7 @@ pub(crate) enum Mode {
     /// Routed to the handles' queues and wakers.
     Handles,
     /// Handed to one callback handler on the driver task.
-    Callback(Box<dyn Handler>),
+    Callback(Box<dyn Callbacks>),
 }
 
 impl std::fmt::Debug for Mode {
@@ -507,7 +507,7 @@ impl State {
         let Mode::Callback(handler) = &mut self.mode else {
             return;
         };
-        let mut ctx = Context {
+        let mut ctx = CallbackScope {
             engine: &mut self.engine,
         };
         let consumed = match &event {

@@ -41,7 +41,7 @@ impl Options {
 #[derive(Default)]
 struct Inbox(Vec<Event>);
 
-impl carrier_mio::Handler for Inbox {
+impl carrier_mio::EventSink for Inbox {
     fn on_event(&mut self, _endpoint: &mut carrier_proto::Endpoint, event: Event) {
         self.0.push(event);
     }

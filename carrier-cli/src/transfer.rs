@@ -13,7 +13,7 @@ use std::net::{SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant as WallClock};
 
-use carrier_mio::{Driver, Handler};
+use carrier_mio::{Driver, EventSink};
 use carrier_proto::{
     ChannelId, CloseReason, Config, Endpoint, Event, Offer, PendingOffer, Reply, RequestOutcome,
     SessionId, StreamId, StreamOptions, StreamState, StreamType,
@@ -86,7 +86,7 @@ struct Inbox {
     events: Vec<Event>,
 }
 
-impl Handler for Inbox {
+impl EventSink for Inbox {
     fn on_event(&mut self, _endpoint: &mut Endpoint, event: Event) {
         self.events.push(event);
     }

@@ -4,17 +4,17 @@
 //! The driver owns one UDP socket and one [`Endpoint`]. Register it with your poll under a
 //! token, call [`Driver::on_readable`] when that token is ready, [`Driver::on_timeout`] when
 //! the poll returns after [`Driver::poll_timeout`], and [`Driver::flush`] after your own
-//! calls on the endpoint. Events reach your [`Handler`]; what the endpoint wants sent goes
+//! calls on the endpoint. Events reach your [`EventSink`]; what the endpoint wants sent goes
 //! out on the socket.
 //!
 //! ```
-//! use carrier_mio::{Driver, Handler};
+//! use carrier_mio::{Driver, EventSink};
 //! use carrier_proto::{Config, Endpoint, Event};
 //! use mio::{Events, Poll, Token};
 //! use std::time::Duration;
 //!
 //! struct Print;
-//! impl Handler for Print {
+//! impl EventSink for Print {
 //!     fn on_event(&mut self, _endpoint: &mut Endpoint, event: Event) {
 //!         println!("{event:?}");
 //!     }
@@ -52,13 +52,13 @@ pub use carrier_udp::{IoStats, SIGNAL_MAGIC};
 
 /// What the application does with the endpoint's events (a callback, as the original's
 /// handlers were).
-pub trait Handler {
+pub trait EventSink {
     /// One event. `endpoint` is there for the calls an event usually leads to (reply to a
     /// request, accept a channel, write more); the driver sends what they produce.
     fn on_event(&mut self, endpoint: &mut Endpoint, event: Event);
 }
 
-impl<F: FnMut(&mut Endpoint, Event)> Handler for F {
+impl<F: FnMut(&mut Endpoint, Event)> EventSink for F {
     fn on_event(&mut self, endpoint: &mut Endpoint, event: Event) {
         self(endpoint, event)
     }
@@ -70,7 +70,7 @@ impl<F: FnMut(&mut Endpoint, Event)> Handler for F {
 pub fn turn(
     poll: &mut mio::Poll,
     events: &mut mio::Events,
-    sides: &mut [(&mut Driver, &mut dyn Handler)],
+    sides: &mut [(&mut Driver, &mut dyn EventSink)],
     cap: Duration,
 ) -> io::Result<()> {
     let wait = sides
@@ -186,7 +186,7 @@ impl Driver {
     }
 
     /// The socket is readable: feeds the endpoint every datagram waiting, then flushes.
-    pub fn on_readable(&mut self, handler: &mut (impl Handler + ?Sized)) -> io::Result<()> {
+    pub fn on_readable(&mut self, handler: &mut (impl EventSink + ?Sized)) -> io::Result<()> {
         loop {
             match self.io.recv((&self.socket).into(), &mut self.engine) {
                 Ok(_) => {}
@@ -198,7 +198,7 @@ impl Driver {
     }
 
     /// The poll timed out (or any time): fires the endpoint's timer if due, then flushes.
-    pub fn on_timeout(&mut self, handler: &mut (impl Handler + ?Sized)) -> io::Result<()> {
+    pub fn on_timeout(&mut self, handler: &mut (impl EventSink + ?Sized)) -> io::Result<()> {
         self.engine.handle_timeout();
         self.flush(handler)
     }
@@ -206,7 +206,7 @@ impl Driver {
     /// Drains the endpoint: datagrams to the socket, events to `handler` (whose calls may
     /// produce more), until it says when to come back. A datagram the socket's full send
     /// buffer refuses is dropped and counted, as a network would drop it.
-    pub fn flush(&mut self, handler: &mut (impl Handler + ?Sized)) -> io::Result<()> {
+    pub fn flush(&mut self, handler: &mut (impl EventSink + ?Sized)) -> io::Result<()> {
         loop {
             match self.engine.poll() {
                 Step::Transmit(t) => match self.io.send((&self.socket).into(), &t) {

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant as WallClock};
 
-use carrier_mio::{Driver, Handler};
+use carrier_mio::{Driver, EventSink};
 use carrier_proto::{
     CloseReason, Config, Endpoint, Event, PendingOffer, Reply, RequestOutcome, SessionId,
     StreamOptions, StreamType,
@@ -33,7 +33,7 @@ struct Alice {
     channel_opened: bool,
 }
 
-impl Handler for Alice {
+impl EventSink for Alice {
     fn on_event(&mut self, endpoint: &mut Endpoint, event: Event) {
         match event {
             Event::RequestComplete {
@@ -67,7 +67,7 @@ struct Bob {
     channel_closed: Option<CloseReason>,
 }
 
-impl Handler for Bob {
+impl EventSink for Bob {
     fn on_event(&mut self, endpoint: &mut Endpoint, event: Event) {
         let now = carrier_proto::Instant::ZERO;
         match event {

@@ -18,8 +18,30 @@ pub(crate) struct Span;
 #[cfg(not(feature = "tracing"))]
 impl Span {
     /// Runs `f` (there is no span to enter).
-    pub(crate) fn in_scope<R>(&self, f: impl FnOnce() -> R) -> R {
+    fn in_scope<R>(&self, f: impl FnOnce() -> R) -> R {
         f()
+    }
+}
+
+/// A clone of `span` to enter around a call, if anything records it (the span lives in the
+/// session the call borrows, hence the clone; a disabled span costs nothing this way).
+pub(crate) fn active(span: &Span) -> Option<Span> {
+    #[cfg(feature = "tracing")]
+    {
+        (!span.is_disabled()).then(|| span.clone())
+    }
+    #[cfg(not(feature = "tracing"))]
+    {
+        let _ = span;
+        None
+    }
+}
+
+/// Runs `f` inside `span` (from [`active`]), or just runs it.
+pub(crate) fn within<R>(span: Option<Span>, f: impl FnOnce() -> R) -> R {
+    match span {
+        Some(span) => span.in_scope(f),
+        None => f(),
     }
 }
 

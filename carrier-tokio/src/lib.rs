@@ -52,7 +52,7 @@ pub fn bind(addr: SocketAddr, config: Config) -> io::Result<Manager> {
 pub fn bind_with_handler(
     addr: SocketAddr,
     config: Config,
-    handler: impl Handler,
+    handler: impl Callbacks,
 ) -> io::Result<Manager> {
     let (manager, driver) =
         Manager::with_handler(TokioRuntime, UdpSocket::bind(addr)?, config, handler)?;

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use carrier_tokio::{
-    CloseReason, Config, Context, Error, Handler, Manager, SessionId, StateReason, StreamId,
-    StreamOptions as O, StreamState, StreamType as T,
+    CallbackScope, Callbacks, CloseReason, Config, Error, Manager, SessionId, StateReason,
+    StreamId, StreamOptions as O, StreamState, StreamType as T,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::timeout;
@@ -30,7 +30,7 @@ fn manager() -> Manager {
 
 /// Bob accepts the next request on `incoming` with `streams`.
 fn accept_next(
-    mut incoming: carrier_tokio::Incoming,
+    mut incoming: carrier_tokio::Requests,
     streams: Vec<(T, O)>,
 ) -> tokio::task::JoinHandle<(carrier_tokio::Session, Vec<carrier_tokio::Stream>, String)> {
     tokio::spawn(async move {
@@ -126,10 +126,10 @@ struct Echo {
     log: Arc<Mutex<Vec<String>>>,
 }
 
-impl Handler for Echo {
+impl Callbacks for Echo {
     fn on_session_request(
         &mut self,
-        ctx: &mut Context<'_>,
+        ctx: &mut CallbackScope<'_>,
         _handler: Option<carrier_tokio::proto::HandlerId>,
         peer: &str,
         offer: carrier_tokio::proto::Offer,
@@ -148,7 +148,7 @@ impl Handler for Echo {
     }
     fn on_state_changed(
         &mut self,
-        _ctx: &mut Context<'_>,
+        _ctx: &mut CallbackScope<'_>,
         _session: SessionId,
         _stream: StreamId,
         state: StreamState,
@@ -158,7 +158,7 @@ impl Handler for Echo {
     }
     fn on_channel_open(
         &mut self,
-        ctx: &mut Context<'_>,
+        ctx: &mut CallbackScope<'_>,
         session: SessionId,
         stream: StreamId,
         channel: carrier_tokio::ChannelId,
@@ -177,7 +177,7 @@ impl Handler for Echo {
     }
     fn on_channel_data(
         &mut self,
-        ctx: &mut Context<'_>,
+        ctx: &mut CallbackScope<'_>,
         session: SessionId,
         stream: StreamId,
         channel: carrier_tokio::ChannelId,
@@ -194,7 +194,7 @@ impl Handler for Echo {
     }
     fn on_channel_close(
         &mut self,
-        _ctx: &mut Context<'_>,
+        _ctx: &mut CallbackScope<'_>,
         _session: SessionId,
         _stream: StreamId,
         _channel: carrier_tokio::ChannelId,

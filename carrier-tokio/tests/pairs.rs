@@ -24,7 +24,7 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant as WallClock};
 
-use carrier_mio::{Driver, Handler};
+use carrier_mio::{Driver, EventSink};
 use carrier_tokio::proto::{
     self, ChannelId, Endpoint, Event, Offer, PendingOffer, Reply, RequestOutcome, SessionId,
     StreamId,
@@ -454,7 +454,7 @@ async fn answer(manager: Manager, shared: &Shared) -> Result<Report, String> {
     Ok(report)
 }
 
-// ---- the mio peer: a Handler state machine and a blocking loop ----
+// ---- the mio peer: a EventSink state machine and a blocking loop ----
 
 /// The mio side of the scenario: the handler records what the events say and answers
 /// what can be answered inside a callback; the loop ([`mio_play`]) does the rest.
@@ -516,7 +516,7 @@ impl MioApp {
     }
 }
 
-impl Handler for MioApp {
+impl EventSink for MioApp {
     fn on_event(&mut self, endpoint: &mut Endpoint, event: Event) {
         // The endpoint keeps its own clock; calls only need a time not after it.
         let now = proto::Instant::ZERO;

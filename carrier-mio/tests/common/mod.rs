@@ -4,7 +4,7 @@
 
 #![allow(dead_code)] // each test uses a part
 
-use carrier_mio::{Driver, Handler};
+use carrier_mio::{Driver, EventSink};
 use carrier_proto::{
     Config, Endpoint, Event, Instant, Offer, PendingOffer, Reply, RequestOutcome, SessionId,
     StreamId, StreamOptions, StreamState, StreamType,
@@ -85,7 +85,7 @@ impl Peer {
     }
 }
 
-impl Handler for Peer {
+impl EventSink for Peer {
     fn on_event(&mut self, endpoint: &mut Endpoint, event: Event) {
         let now = Instant::ZERO;
         match event {

@@ -59,11 +59,10 @@ impl SessionMut<'_> {
     fn call<R>(&mut self, f: impl FnOnce(&mut Session, &mut Conn, &[Candidate]) -> R) -> R {
         self.conn.lend(self.buffers);
         let (session, conn, hosts) = (&mut *self.session, &mut *self.conn, self.hosts);
-        let r = session.span.clone().in_scope(|| f(session, conn, hosts));
+        let span = crate::trace::active(&session.span);
+        let r = crate::trace::within(span, || f(session, conn, hosts));
         self.conn.give_back(self.buffers);
         self.schedule.touch(self.place, self.conn);
-        let at = self.session.next_timeout(self.conn);
-        self.schedule.arm(self.place, self.conn, at);
         r
     }
 

@@ -262,11 +262,10 @@ impl Endpoint {
         let Live { session, conn } = self.slots.get_mut(i)?.live.as_mut()?;
         conn.lend(&mut self.buffers);
         let hosts = &self.hosts;
-        let r = session.span.clone().in_scope(|| f(session, conn, hosts));
+        let span = crate::trace::active(&session.span);
+        let r = crate::trace::within(span, || f(session, conn, hosts));
         conn.give_back(&mut self.buffers);
         self.schedule.touch(place, conn);
-        let at = session.next_timeout(conn);
-        self.schedule.arm(place, conn, at);
         self.reap(i);
         Some(r)
     }
@@ -439,6 +438,7 @@ impl Endpoint {
     /// once: a session whose timer work leaves a deadline that is still due runs again at
     /// the next timeout, not in a loop here.
     fn handle_timeouts(&mut self, now: Instant) {
+        self.arm_ready();
         let mut due = core::mem::take(&mut self.due);
         while let Some((at, place)) = self.schedule.peek_timer() {
             if at > now {
@@ -459,6 +459,23 @@ impl Endpoint {
             });
         }
         self.due = due;
+    }
+
+    /// Arms the deadlines of the sessions waiting in the ready queue (touched since
+    /// `poll_output` last settled them), so that a timeout fed before the queue is drained
+    /// still finds them.
+    fn arm_ready(&mut self) {
+        for k in 0..self.schedule.ready_len() {
+            let place = self.schedule.ready_at(k);
+            let slot = &mut self.slots[place.index as usize];
+            if slot.tag != place.tag {
+                continue;
+            }
+            if let Some(Live { session, conn }) = slot.live.as_mut().filter(|l| l.conn.ready) {
+                let at = session.next_timeout(conn);
+                self.schedule.arm(place, conn, at);
+            }
+        }
     }
 
     /// Whether a timer heap entry is the current deadline of a live session.
@@ -556,13 +573,9 @@ impl Endpoint {
                 conn.needs_poll = false;
                 conn.lend(&mut self.buffers);
                 let now = self.now;
-                let sent = session
-                    .span
-                    .clone()
-                    .in_scope(|| session.poll_transmit(conn, now));
+                let span = crate::trace::active(&session.span);
+                let sent = crate::trace::within(span, || session.poll_transmit(conn, now));
                 conn.give_back(&mut self.buffers);
-                let at = session.next_timeout(conn);
-                self.schedule.arm(place, conn, at);
                 if sent {
                     // Its turn is over: the others go next, then it is asked again.
                     conn.needs_poll = true;
@@ -571,8 +584,11 @@ impl Endpoint {
                 self.reap(i);
                 continue;
             }
-            // Nothing more from this session until something touches it.
+            // Nothing more from this session until something touches it: its deadline
+            // goes into the timer heap now (once per stay in the queue, not per call).
             conn.ready = false;
+            let at = session.next_timeout(conn);
+            self.schedule.arm(place, conn, at);
             self.schedule.pop_front();
             self.reap(i);
         }
@@ -586,12 +602,21 @@ impl Endpoint {
         Output::Timeout(self.next_timeout())
     }
 
-    /// The earliest timer over all sessions ([`Instant::FAR_FUTURE`] if none). O(1): the
-    /// top of the timer heap (exact once [`Endpoint::poll_output`] has been drained).
+    /// The earliest timer over all sessions ([`Instant::FAR_FUTURE`] if none): the top of
+    /// the timer heap, and the deadlines of sessions still waiting in the ready queue (none
+    /// once [`Endpoint::poll_output`] has been drained, so then this is O(1)).
     pub fn next_timeout(&self) -> Instant {
-        self.schedule
+        let mut at = self
+            .schedule
             .peek_timer()
-            .map_or(Instant::FAR_FUTURE, |(at, _)| at)
+            .map_or(Instant::FAR_FUTURE, |(at, _)| at);
+        for place in self.schedule.ready() {
+            let slot = &self.slots[place.index as usize];
+            if let Some(live) = slot.live.as_ref().filter(|_| slot.tag == place.tag) {
+                at = at.min(live.session.next_timeout(&live.conn));
+            }
+        }
+        at
     }
 }
 

@@ -39,6 +39,21 @@ impl Schedule {
         }
     }
 
+    /// The sessions in the ready queue (entries of freed sessions included: check the tag).
+    pub(super) fn ready(&self) -> impl Iterator<Item = Place> + '_ {
+        self.ready.iter().copied()
+    }
+
+    /// How many entries the ready queue has.
+    pub(super) fn ready_len(&self) -> usize {
+        self.ready.len()
+    }
+
+    /// The ready queue's entry `k` (0: the front).
+    pub(super) fn ready_at(&self, k: usize) -> Place {
+        self.ready[k]
+    }
+
     /// The first session in the ready queue.
     pub(super) fn front(&self) -> Option<Place> {
         self.ready.front().copied()

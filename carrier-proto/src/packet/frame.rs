@@ -34,18 +34,35 @@ use crate::types::CloseReason;
 /// The CLOSE scope that means the whole session rather than one stream.
 pub const SESSION_SCOPE: u8 = 0xFF;
 
-const PADDING: u8 = 0x00;
-const PING: u8 = 0x01;
-const DATAGRAM: u8 = 0x02;
-const CLOSE: u8 = 0x03;
-const ACK: u8 = 0x04;
-const STREAM: u8 = 0x05;
-const MAX_DATA: u8 = 0x06;
-const MAX_STREAM_DATA: u8 = 0x07;
-const DATA_BLOCKED: u8 = 0x08;
-const STREAM_DATA_BLOCKED: u8 = 0x09;
-const CONTROL: u8 = 0x13;
-const MAX_CONTROL_DATA: u8 = 0x14;
+/// The type byte of each DATA-packet frame (docs/PROTOCOL.md §2.3); the channel frames
+/// (0x0A–0x12) are in [`ChannelFrame`](crate::ChannelFrame).
+pub mod frame_type {
+    /// PADDING.
+    pub const PADDING: u8 = 0x00;
+    /// PING.
+    pub const PING: u8 = 0x01;
+    /// DATAGRAM.
+    pub const DATAGRAM: u8 = 0x02;
+    /// CLOSE.
+    pub const CLOSE: u8 = 0x03;
+    /// ACK.
+    pub const ACK: u8 = 0x04;
+    /// STREAM.
+    pub const STREAM: u8 = 0x05;
+    /// MAX_DATA.
+    pub const MAX_DATA: u8 = 0x06;
+    /// MAX_STREAM_DATA.
+    pub const MAX_STREAM_DATA: u8 = 0x07;
+    /// DATA_BLOCKED.
+    pub const DATA_BLOCKED: u8 = 0x08;
+    /// STREAM_DATA_BLOCKED.
+    pub const STREAM_DATA_BLOCKED: u8 = 0x09;
+    /// CONTROL.
+    pub const CONTROL: u8 = 0x13;
+    /// MAX_CONTROL_DATA.
+    pub const MAX_CONTROL_DATA: u8 = 0x14;
+}
+use frame_type::*;
 /// The FIN bit of a STREAM frame's flags.
 const FIN: u8 = 0x01;
 /// Most ranges accepted in one ACK frame (a peer cannot make us walk a longer list).

@@ -22,7 +22,7 @@ mod frame;
 pub use crate::channel::ChannelFrame;
 pub use crate::transport::ack::{AckFrame, AckFrameRanges};
 pub use check::{Check, CheckAck, TRANSACTION_ID_LEN};
-pub use frame::{Frame, FrameIter, MAX_ACK_RANGES, SESSION_SCOPE};
+pub use frame::{Frame, FrameIter, MAX_ACK_RANGES, SESSION_SCOPE, frame_type};
 
 use core::fmt;
 

@@ -27,30 +27,43 @@ const TX_SLAB: usize = 64 * 1024;
 /// Retired slabs kept for reuse (bounds the memory held for reuse to 16 MiB).
 const TX_POOL: usize = 256;
 
-/// The packet buffers: one endpoint has one pair, lent to whichever session is working.
+/// The packet buffers: one endpoint has one pair, lent to whichever session is working
+/// (boxed, so lending one moves a pointer).
 #[derive(Debug)]
-pub(crate) struct Buffers {
+pub(crate) struct Buffers(Option<alloc::boxed::Box<Slabs>>);
+
+/// The send and receive slabs.
+#[derive(Debug)]
+struct Slabs {
     /// Packets are built here and split off as `Bytes`.
     tx: Slab,
     /// Where protected packets are decrypted (a copy of the ciphertext, opened in place).
     rx: Slab,
 }
 
+impl Slabs {
+    fn new() -> alloc::boxed::Box<Slabs> {
+        alloc::boxed::Box::new(Slabs {
+            tx: Slab::new(TX_SLAB, TX_POOL),
+            rx: Slab::new(TX_SLAB, TX_POOL),
+        })
+    }
+}
+
 impl Buffers {
     /// The endpoint's buffers.
     pub(crate) fn new() -> Self {
-        Buffers {
-            tx: Slab::new(TX_SLAB, TX_POOL),
-            rx: Slab::new(TX_SLAB, TX_POOL),
-        }
+        Buffers(Some(Slabs::new()))
     }
 
     /// No buffers (allocates nothing): what a session holds while it is not lent any.
     pub(crate) fn none() -> Self {
-        Buffers {
-            tx: Slab::new(0, 0),
-            rx: Slab::new(0, 0),
-        }
+        Buffers(None)
+    }
+
+    /// The slabs (should a session ever work without the endpoint's, it gets its own).
+    fn slabs(&mut self) -> &mut Slabs {
+        self.0.get_or_insert_with(Slabs::new)
     }
 }
 
@@ -140,8 +153,8 @@ impl Conn {
         max_size: usize,
         payload: impl FnOnce(&mut BytesMut),
     ) -> usize {
-        self.buffers.tx.reserve(max_size.max(64));
-        let out = self.buffers.tx.buf();
+        self.buffers.slabs().tx.reserve(max_size.max(64));
+        let out = self.buffers.slabs().tx.buf();
         match seal {
             None => write_packet(out, header, payload),
             Some(p) => {
@@ -159,7 +172,7 @@ impl Conn {
                 }
             }
         }
-        let contents = self.buffers.tx.split();
+        let contents = self.buffers.slabs().tx.split();
         let len = contents.len();
         self.stats.packets_sent += 1;
         self.stats.bytes_sent += len as u64;
@@ -186,8 +199,8 @@ impl Conn {
             Err(shared) => shared,
         };
         let (head, body) = datagram.split_at(HEADER_LEN.min(datagram.len()));
-        self.buffers.rx.reserve(body.len().max(64));
-        let buf = self.buffers.rx.buf();
+        self.buffers.slabs().rx.reserve(body.len().max(64));
+        let buf = self.buffers.slabs().rx.buf();
         buf.extend_from_slice(body);
         let result = protection.open(header.packet_number, head, &mut buf[..]);
         match result {

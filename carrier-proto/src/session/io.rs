@@ -18,7 +18,7 @@ use crate::types::{CloseReason, StreamState};
 
 /// A datagram routed to this session, checksum verified, with where it came from.
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct Incoming<'a> {
+pub(crate) struct Received<'a> {
     pub(crate) now: Instant,
     /// Our address it arrived on.
     pub(crate) local: SocketAddr,
@@ -167,12 +167,12 @@ impl Session {
     pub(crate) fn handle_packet(
         &mut self,
         conn: &mut Conn,
-        packet: Incoming<'_>,
+        packet: Received<'_>,
     ) -> Result<(), Drop> {
         if self.phase == SessionPhase::Ended {
             return Err(Drop::Ended);
         }
-        let Incoming {
+        let Received {
             now,
             local,
             remote,

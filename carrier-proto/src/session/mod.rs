@@ -18,7 +18,7 @@ mod receive;
 mod reliable;
 
 pub(crate) use conn::{Buffers, Conn};
-pub(crate) use io::{Drop, Incoming};
+pub(crate) use io::{Drop, Received};
 pub(crate) use path::Path;
 
 use alloc::string::String;

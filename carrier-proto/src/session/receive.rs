@@ -5,7 +5,7 @@ use bytes::Bytes;
 use core::net::SocketAddr;
 use core::ops::Range;
 
-use super::{Conn, Drop, Incoming, Session};
+use super::{Conn, Drop, Received, Session};
 use crate::crypto::OpenError;
 use crate::packet::{Header, PacketError};
 use crate::time::Instant;
@@ -38,7 +38,7 @@ impl Session {
         else {
             return;
         };
-        let packet = Incoming {
+        let packet = Received {
             now,
             local,
             remote,

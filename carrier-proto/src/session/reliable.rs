@@ -226,8 +226,9 @@ impl Session {
             if t.ack_pending {
                 let delay = t.ack_delay_micros(now);
                 let max = t.config.max_ack_ranges;
+                // The type byte, then the ranges.
                 if ack::encoded_len(&t.received, delay, max) < room(out) {
-                    out.extend_from_slice(&[0x04]);
+                    out.extend_from_slice(&[crate::packet::frame_type::ACK]);
                     ack::encode(out, &t.received, delay, max);
                     t.on_ack_sent();
                 }
@@ -244,19 +245,23 @@ impl Session {
                 }
             }
             for s in streams.iter_mut() {
-                if let Some(reason) = s.close_pending.filter(|_| 3 <= room(out)) {
-                    Frame::Close {
-                        scope: s.id.0,
-                        reason,
-                    }
-                    .emit(out);
+                let Some(reason) = s.close_pending else {
+                    continue;
+                };
+                let close = Frame::Close {
+                    scope: s.id.0,
+                    reason,
+                };
+                if close.encoded_len() <= room(out) {
+                    close.emit(out);
                     record.push(SentFrame::Close(s.id.0, reason));
                     s.close_pending = None;
                     eliciting = true;
                 }
             }
-            if t.max_data_dirty && 9 <= room(out) {
-                Frame::MaxData(t.local_max_data).emit(out);
+            let max_data = Frame::MaxData(t.local_max_data);
+            if t.max_data_dirty && max_data.encoded_len() <= room(out) {
+                max_data.emit(out);
                 record.push(SentFrame::MaxData);
                 t.max_data_dirty = false;
                 eliciting = true;
@@ -265,26 +270,26 @@ impl Session {
                 let Some(r) = s.reliable.as_mut() else {
                     continue;
                 };
-                if r.credit_dirty && 10 <= room(out) {
-                    Frame::MaxStreamData {
-                        stream: s.id.0,
-                        max: r.recv.max_data,
-                    }
-                    .emit(out);
+                let credit = Frame::MaxStreamData {
+                    stream: s.id.0,
+                    max: r.recv.max_data,
+                };
+                if r.credit_dirty && credit.encoded_len() <= room(out) {
+                    credit.emit(out);
                     record.push(SentFrame::MaxStreamData(s.id.0));
                     r.credit_dirty = false;
                     eliciting = true;
                 }
+                let blocked = Frame::StreamDataBlocked {
+                    stream: s.id.0,
+                    limit: r.send.max_data,
+                };
                 if s.state == StreamState::Connected
                     && r.send.blocked_by_peer()
                     && r.blocked_at != Some(r.send.max_data)
-                    && 10 <= room(out)
+                    && blocked.encoded_len() <= room(out)
                 {
-                    Frame::StreamDataBlocked {
-                        stream: s.id.0,
-                        limit: r.send.max_data,
-                    }
-                    .emit(out);
+                    blocked.emit(out);
                     r.blocked_at = Some(r.send.max_data);
                     eliciting = true;
                 }
