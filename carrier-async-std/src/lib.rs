@@ -50,7 +50,7 @@ pub fn bind(addr: SocketAddr, config: Config) -> io::Result<(Manager, Driver<Asy
     Manager::new(AsyncIoRuntime, UdpSocket::bind(addr)?, config)
 }
 
-/// As [`bind`], with every event going to `handler`'s callbacks (the original's style).
+/// As [`bind`], with every event going to `handler`'s callbacks (the Carrier SDK's style).
 pub fn bind_with_handler(
     addr: SocketAddr,
     config: Config,

@@ -1,4 +1,4 @@
-//! The callback style, for code ported from the original Carrier: one handler object whose
+//! The callback style, for code ported from the Carrier SDK: one handler object whose
 //! methods the driver task calls as things happen (`onStateChanged`, `onStreamData`,
 //! `onChannelOpen`, ...), with a [`CallbackScope`] for the calls they lead to.
 //!
@@ -44,7 +44,7 @@ impl CallbackScope<'_> {
     }
 }
 
-/// The original's callbacks. Every method has an empty default: implement the ones you
+/// The Carrier SDK's callbacks. Every method has an empty default: implement the ones you
 /// need. They run on the driver task: keep them short (queue heavy work elsewhere).
 #[allow(unused_variables)]
 pub trait Callbacks: Send + 'static {

@@ -11,7 +11,7 @@ use crate::Error;
 use crate::io::{Target, async_io_impls, send_all, send_all_bytes};
 use crate::session::SessionRef;
 
-/// A channel (the original's channels of a multiplexing stream): open, accepted or
+/// A channel (the Carrier SDK's channels of a multiplexing stream): open, accepted or
 /// refused, data, pend/resume, close with a reason. On a reliable stream it is an
 /// `AsyncRead` + `AsyncWrite` byte stream of its own; on an unreliable one it carries
 /// datagrams ([`send`](Channel::send) / [`recv`](Channel::recv)). Dropping it after

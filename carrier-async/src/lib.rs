@@ -14,7 +14,7 @@
 //!   ones.
 //! - [`Channel`]: a flow inside a MULTIPLEXING stream: `AsyncRead` + `AsyncWrite`, a close
 //!   reason, pend/resume.
-//! - [`Callbacks`]: the callback style of the original (`on_state_changed`,
+//! - [`Callbacks`]: the callback style of the Carrier SDK (`on_state_changed`,
 //!   `on_stream_data`, `on_channel_open`, ...), for ported code.
 //!
 //! One task, the [`Driver`], owns the socket and the timer and moves the endpoint; the

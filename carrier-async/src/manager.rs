@@ -50,7 +50,7 @@ impl Drop for ManagerRef {
     }
 }
 
-/// One UDP socket's worth of sessions (the original's session manager). Make one with a
+/// One UDP socket's worth of sessions (the Carrier SDK's session manager). Make one with a
 /// runtime crate's `bind` (`carrier_tokio::bind`, `carrier_async_std::bind`) or
 /// [`Manager::new`]. Cheap to clone.
 #[derive(Debug, Clone)]
@@ -69,7 +69,7 @@ impl Manager {
         Self::with_mode(runtime, socket, config, Mode::Handles)
     }
 
-    /// As [`Manager::new`], but every event goes to `handler`'s callbacks (the original's
+    /// As [`Manager::new`], but every event goes to `handler`'s callbacks (the Carrier SDK's
     /// style) on the driver task instead of the handles. Make calls on the endpoint from
     /// outside with [`Manager::call`].
     pub fn with_handler<R: Runtime>(
@@ -266,7 +266,7 @@ impl Drop for Requests {
     }
 }
 
-/// A peer's session request (the original's `onSessionRequest`): accept it with the
+/// A peer's session request (the Carrier SDK's `onSessionRequest`): accept it with the
 /// streams to answer with, or refuse it. If the offer came over the socket (direct
 /// signaling), the answer goes back the same way by itself.
 #[derive(Debug)]

@@ -57,7 +57,7 @@ impl Drop for SessionRef {
     }
 }
 
-/// A session (the original's `Session`): add streams, then [`request`](Session::request)
+/// A session (the Carrier SDK's `Session`): add streams, then [`request`](Session::request)
 /// (offerer) or [`reply`](Session::reply) and [`start`](Session::start) (answerer). Cheap to
 /// clone; the session closes when the last clone and the last of its streams and channels
 /// are dropped, or at [`close`](Session::close).

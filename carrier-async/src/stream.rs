@@ -15,7 +15,7 @@ use crate::error::Closed;
 use crate::io::{Target, async_io_impls, send_all, send_all_bytes};
 use crate::session::{Session, SessionRef};
 
-/// A stream of a session (the original's `Stream`). On an unreliable stream,
+/// A stream of a session (the Carrier SDK's `Stream`). On an unreliable stream,
 /// [`send`](Stream::send) and [`recv`](Stream::recv) move datagrams; a RELIABLE stream is
 /// also an `AsyncRead` + `AsyncWrite` byte stream (futures-io; tokio's with the `tokio`
 /// feature); a MULTIPLEXING stream carries [`Channel`]s. Cheap to clone; clones share one

@@ -50,7 +50,7 @@ use mio::{Interest, Registry, Token};
 
 pub use carrier_udp::{IoStats, SIGNAL_MAGIC};
 
-/// What the application does with the endpoint's events (a callback, as the original's
+/// What the application does with the endpoint's events (a callback, as the Carrier SDK's
 /// handlers were).
 pub trait EventSink {
     /// One event. `endpoint` is there for the calls an event usually leads to (reply to a

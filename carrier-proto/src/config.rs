@@ -11,7 +11,7 @@ use crate::transport::TransportConfig;
 /// [`SdpError`](crate::sdp::SdpError), never an allocation without bound.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SdpLimits {
-    /// Largest description in bytes (the original capped offers at 8 KiB).
+    /// Largest description in bytes (the Carrier SDK capped offers at 8 KiB).
     pub max_bytes: usize,
     /// Most lines in a description.
     pub max_lines: usize,
@@ -56,7 +56,7 @@ pub struct Config {
     /// for tests: it replays a run exactly. `Debug` output never shows it.
     pub seed: [u8; 32],
     /// How long a request waits for the peer's reply before it completes with
-    /// [`RequestOutcome::TimedOut`](crate::RequestOutcome::TimedOut). The original: 5 minutes.
+    /// [`RequestOutcome::TimedOut`](crate::RequestOutcome::TimedOut). The Carrier SDK: 5 minutes.
     pub request_timeout: Duration,
     /// How long connectivity checks may run after `start` before the streams fail.
     pub connect_timeout: Duration,

@@ -14,7 +14,7 @@ use crate::types::{CloseReason, StreamState};
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Event {
-    /// A peer asks for a session (the original's `onSessionRequest`). Create a session with
+    /// A peer asks for a session (the Carrier SDK's `onSessionRequest`). Create a session with
     /// [`Endpoint::new_session`](crate::Endpoint::new_session), add streams and
     /// [`reply`](crate::SessionMut::reply).
     SessionRequest {
@@ -25,14 +25,14 @@ pub enum Event {
         /// The offer, with its bundle string.
         offer: Offer,
     },
-    /// A request this side made has completed (the original's `onCompletion`).
+    /// A request this side made has completed (the Carrier SDK's `onCompletion`).
     RequestComplete {
         /// The requesting session.
         session: SessionId,
         /// Accepted with an answer, refused, or timed out.
         outcome: RequestOutcome,
     },
-    /// A stream changed state (the original's `onStateChanged`); one event per transition.
+    /// A stream changed state (the Carrier SDK's `onStateChanged`); one event per transition.
     StateChanged {
         /// The stream's session.
         session: SessionId,
@@ -43,7 +43,7 @@ pub enum Event {
         /// Why, for Deactivated, Closed and Failed.
         reason: Option<StateReason>,
     },
-    /// Data arrived (the original's `onStreamData`): one datagram on an unreliable stream,
+    /// Data arrived (the Carrier SDK's `onStreamData`): one datagram on an unreliable stream,
     /// or the next in-order bytes of a reliable stream (taking this event out of
     /// `poll_output` is what returns flow-control credit to the peer).
     StreamData {
@@ -89,7 +89,7 @@ pub enum Event {
         /// The stream.
         stream: StreamId,
     },
-    /// The peer opens a channel on a MULTIPLEXING stream (the original's `onChannelOpen`):
+    /// The peer opens a channel on a MULTIPLEXING stream (the Carrier SDK's `onChannelOpen`):
     /// [`accept_channel`](crate::SessionMut::accept_channel) or
     /// [`refuse_channel`](crate::SessionMut::refuse_channel) it.
     ChannelOpen {
@@ -124,7 +124,7 @@ pub enum Event {
         /// The bytes.
         data: Bytes,
     },
-    /// A channel is closed (the original's `onChannelClose`): by us, by the peer, refused
+    /// A channel is closed (the Carrier SDK's `onChannelClose`): by us, by the peer, refused
     /// (reason Error), timed out, or because its stream or session ended. Every channel the
     /// application learned of ends with exactly one of these.
     ChannelClosed {

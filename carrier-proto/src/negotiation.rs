@@ -135,7 +135,7 @@ pub enum Reply {
     Accept,
     /// Refuse with a non-zero status and a reason the offerer will see.
     Refuse {
-        /// Non-zero; the original's convention is an application-chosen error code.
+        /// Non-zero; the Carrier SDK's convention is an application-chosen error code.
         status: i32,
         /// Human-readable; no CR or LF.
         reason: String,
@@ -155,7 +155,7 @@ pub enum RequestOutcome {
 }
 
 impl RequestOutcome {
-    /// The original's status code: 0 accepted, the peer's status if refused, and
+    /// The Carrier SDK's status code: 0 accepted, the peer's status if refused, and
     /// [`RequestOutcome::TIMEOUT_STATUS`] on timeout.
     pub fn status(&self) -> i32 {
         match self {

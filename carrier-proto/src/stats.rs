@@ -84,7 +84,7 @@ pub struct EndpointStats {
     /// Queued datagrams dropped to make room under
     /// [`DatagramPolicy::DropOldest`](crate::DatagramPolicy::DropOldest).
     pub datagrams_dropped_oldest: u64,
-    /// Offers refused by [`Endpoint::handle_offer`] because
+    /// Offers refused by [`Endpoint::handle_offer`](crate::Endpoint::handle_offer) because
     /// [`Config::max_queued_requests`](crate::Config::max_queued_requests) requests were
     /// already waiting for the application.
     pub requests_refused: u64,

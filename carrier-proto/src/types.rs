@@ -1,7 +1,7 @@
-//! The public vocabulary of Carrier, with the original system's names and numbers.
+//! The public vocabulary of Carrier, with the Carrier SDK's names and numbers.
 //!
-//! Numbers matter: they appear on the wire and in SDP, and users of the original SDKs know
-//! them (see `CARRIER-REFERENCE.md`).
+//! Numbers matter (docs/LINEAGE.md §1): they appear on the wire and in SDP, and users of
+//! the Carrier SDK know them.
 
 use core::fmt;
 use core::net::SocketAddr;
@@ -9,7 +9,7 @@ use core::net::SocketAddr;
 use alloc::string::String;
 use bytes::Bytes;
 
-/// What a stream carries. The numbers are the original's.
+/// What a stream carries. The numbers are the Carrier SDK's.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[repr(u8)]
 pub enum StreamType {
@@ -51,7 +51,7 @@ impl StreamType {
         Self::ALL.into_iter().find(|t| t.sdp_media() == name)
     }
 
-    /// The stream type with the original's number.
+    /// The stream type with the Carrier SDK's number.
     pub const fn from_u8(n: u8) -> Option<Self> {
         match n {
             0 => Some(StreamType::Audio),
@@ -65,7 +65,7 @@ impl StreamType {
 }
 
 bitflags::bitflags! {
-    /// Stream options, as bit flags with the original's values.
+    /// Stream options, as bit flags with the Carrier SDK's values.
     ///
     /// [`StreamOptions::PORT_FORWARDING`] implies [`StreamOptions::MULTIPLEXING`]; use
     /// [`StreamOptions::normalized`] (the session does it for you when a stream is added).
@@ -78,7 +78,7 @@ bitflags::bitflags! {
     /// ```
     #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
     pub struct StreamOptions: u8 {
-        /// Reserved by the original (0x01); accepted and carried, not acted on.
+        /// Reserved by the Carrier SDK (0x01); accepted and carried, not acted on.
         const COMPRESS = 0x01;
         /// No encryption (0x02).
         const PLAIN = 0x02;
@@ -102,7 +102,7 @@ impl StreamOptions {
     }
 }
 
-/// Where a stream is in its life. The numbers are the original's.
+/// Where a stream is in its life. The numbers are the Carrier SDK's.
 ///
 /// ```text
 /// add_stream → Initialized → (request / reply) → TransportReady → start → Connecting
@@ -146,7 +146,7 @@ impl fmt::Display for StreamState {
 }
 
 /// Why a channel (and, on the wire, a stream or session) was closed. The numbers are the
-/// original's.
+/// Carrier SDK's (docs/LINEAGE.md).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[repr(u8)]
 pub enum CloseReason {
@@ -159,7 +159,7 @@ pub enum CloseReason {
 }
 
 impl CloseReason {
-    /// The close reason with the original's number.
+    /// The close reason with the Carrier SDK's number.
     pub const fn from_u8(n: u8) -> Option<Self> {
         match n {
             0 => Some(CloseReason::Normal),
@@ -170,7 +170,7 @@ impl CloseReason {
     }
 }
 
-/// How a candidate address was learned (RFC 8445). The numbers are the original's.
+/// How a candidate address was learned (RFC 8445). The numbers are the Carrier SDK's.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[repr(u8)]
 pub enum CandidateType {
@@ -263,7 +263,7 @@ impl Candidate {
     }
 }
 
-/// The kind of path a connected stream uses. The numbers are the original's.
+/// The kind of path a connected stream uses. The numbers are the Carrier SDK's.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[repr(u8)]
 pub enum NetworkTopology {
@@ -276,7 +276,7 @@ pub enum NetworkTopology {
 }
 
 impl NetworkTopology {
-    /// The original's rule: relayed if either side is relayed, P2P if either is reflexive,
+    /// The Carrier SDK's rule: relayed if either side is relayed, P2P if either is reflexive,
     /// else LAN.
     pub fn of_pair(local: CandidateType, remote: CandidateType) -> Self {
         use CandidateType::*;

@@ -1,5 +1,5 @@
 //! Direct signaling: offers and answers carried over the same UDP socket, so two programs
-//! can connect given just an address (the original carried them over its friend messages;
+//! can connect given just an address (the Carrier SDK carried them over its friend messages;
 //! an application with its own signaling does not need this).
 //!
 //! A signaling datagram is `CARRIER-SDP/1 ` + `O` (offer) or `A` (answer) + the SDP text. Its

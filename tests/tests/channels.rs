@@ -416,7 +416,7 @@ fn a_refused_open_reaches_the_opener_as_close_error() {
 
 #[test]
 fn refusing_incoming_data_tells_the_peer() {
-    // The original leaked the peer's channel when the app refused its data; here the app
+    // The Carrier SDK leaked the peer's channel when the app refused its data; here the app
     // closes with Error and the peer hears of it.
     let mut t = Setup::new(3, RELIABLE_MUX, LinkConfig::wan());
     let id = t.open_accepted(true, b"x");

@@ -26,7 +26,7 @@ pub const INITIAL_CONTROL_CREDIT: u64 = 4 * 1024;
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ChannelConfig {
-    /// Most channels alive at once on one stream, in any state (the original's 2048).
+    /// Most channels alive at once on one stream, in any state (the Carrier SDK's 2048).
     pub max_channels: usize,
     /// Longest cookie an OPEN may carry, in bytes.
     pub max_cookie_len: usize,

@@ -21,7 +21,7 @@
 //! `(v)` is a QUIC varint. `channel` is never 0 (channel 0 is the stream's plain data, carried
 //! by STREAM frames) and never above the `max_channel_id` the caller parses with. DATA has
 //! its own offset space per channel, so each channel is a byte stream of its own and a loss
-//! on one channel does not hold up another (the original's single shared byte stream did).
+//! on one channel does not hold up another (the Carrier SDK's single shared byte stream did).
 //!
 //! Parsing is strict, as for the transport's frames: unknown close reasons, unknown DATA
 //! flag bits and out-of-range lengths are errors, so that a frame has exactly one meaning.

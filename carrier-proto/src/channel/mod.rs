@@ -6,7 +6,7 @@
 //! # What a channel is
 //! A channel is a bidirectional byte stream inside a stream, opened with a *cookie* (opaque
 //! bytes for the peer's application, e.g. a port-forwarding service name) and closed with a
-//! [`CloseReason`](crate::CloseReason). Unlike the original, where all channels shared one
+//! [`CloseReason`](crate::CloseReason). Unlike the Carrier SDK, where all channels shared one
 //! reliable byte stream (a loss on one stalled all), each channel's DATA has its own offset
 //! space and its own send/receive stream pair.
 //!
@@ -14,7 +14,7 @@
 //! Both sides open channels at any time, so ids are split by parity to avoid collisions
 //! without a round trip: the side that made the offer opens odd ids (1, 3, 5, …), the side
 //! that answered opens even ids (2, 4, 6, …). Id 0 is reserved for the stream's plain data
-//! (as in the original) and is malformed in a channel frame. Each side's next id only grows,
+//! (as in the Carrier SDK) and is malformed in a channel frame. Each side's next id only grows,
 //! so an id is never reused within a table's lifetime: a late frame for a closed channel
 //! cannot be mistaken for a new one.
 //!
@@ -31,11 +31,11 @@
 //! `close_all` ends every channel when the stream or session ends.
 //!
 //! # Limits
-//! [`ChannelLimits`] bound the channels alive at once (2048, the original's), the cookie
+//! [`ChannelLimits`] bound the channels alive at once (2048, the Carrier SDK's), the cookie
 //! length (1024) and the opens awaiting an answer (64), for our opens and the peer's alike.
 //! A peer OPEN past a limit is refused with CLOSE(Error) and counted, never stored, so an
 //! open flood cannot grow memory. A frame for a channel that never existed is answered with
-//! CLOSE(Error), so the peer is always told (the original leaked such channels).
+//! CLOSE(Error), so the peer is always told (the Carrier SDK leaked such channels).
 //!
 //! # Wiring
 //! [`Mux`] (`mux.rs`) connects a table to the session's transport: control records travel

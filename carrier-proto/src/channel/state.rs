@@ -68,7 +68,7 @@ impl Side {
 /// Bounds on one stream's channels, applied to our opens and the peer's alike.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct ChannelLimits {
-    /// Most channels alive at once, in any state (the original's 2048).
+    /// Most channels alive at once, in any state (the Carrier SDK's 2048).
     pub(crate) max_channels: usize,
     /// Longest cookie, in bytes.
     pub(crate) max_cookie: usize,
@@ -468,7 +468,7 @@ impl ChannelTable {
     }
 
     /// Refuses the peer's open: sends CLOSE(Error), which the peer's application sees as
-    /// `Closed { Error }`, the original's refusal.
+    /// `Closed { Error }`, the Carrier SDK's refusal.
     pub(crate) fn refuse(
         &mut self,
         id: ChannelId,
@@ -512,7 +512,7 @@ impl ChannelTable {
     }
 
     /// Whether we may send data on the channel now: it must be open, and not paused by the
-    /// peer. This is what makes pend real (the original's was advisory): the write path asks
+    /// peer. This is what makes pend real (the Carrier SDK's was advisory): the write path asks
     /// before it queues a byte.
     pub(crate) fn check_send(&self, id: ChannelId) -> Result<(), ChannelError> {
         let channel = self.get(id)?;
@@ -702,7 +702,7 @@ impl ChannelTable {
             self.stats.ignored += 1;
         } else {
             // Never existed: tell the peer, so it does not keep a channel we never had
-            // (the original left it dangling).
+            // (the Carrier SDK left it dangling).
             self.stats.unknown_channel += 1;
             self.send(out, id, ControlKind::Close(CloseReason::Error));
         }

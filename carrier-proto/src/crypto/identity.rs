@@ -1,4 +1,4 @@
-//! Peer identity: a long-term Ed25519 key per peer (the original's user id was a public
+//! Peer identity: a long-term Ed25519 key per peer (the Carrier SDK's user id was a public
 //! key). A peer with an identity signs every offer and answer it makes; the signature
 //! covers the whole description as written without the signature line — the ephemeral
 //! key included — so whoever holds the identity's secret is the one the keys are agreed

@@ -86,7 +86,7 @@ impl SessionMut<'_> {
         self.session.phase
     }
 
-    /// Adds a stream (the original's `addStream`); it is Initialized at once. Only before
+    /// Adds a stream (the Carrier SDK's `addStream`); it is Initialized at once. Only before
     /// `request` / `reply`. PORT_FORWARDING implies MULTIPLEXING.
     pub fn add_stream(
         &mut self,
@@ -154,7 +154,7 @@ impl SessionMut<'_> {
         self.call(|session, conn, hosts| session.request(conn, hosts, now, bundle))
     }
 
-    /// Answerer: accepts or refuses `offer` (the original's `replyRequest`). Accepting
+    /// Answerer: accepts or refuses `offer` (the Carrier SDK's `replyRequest`). Accepting
     /// matches the session's streams to the offered ones by position: matching streams
     /// become TransportReady, the rest Deactivated. Carry the answer back to the offerer
     /// either way; a refusal ends the session.
@@ -187,7 +187,7 @@ impl SessionMut<'_> {
         self.session.max_datagram_size(self.conn, stream)
     }
 
-    /// Writes on a Connected stream (the original's `writeData`).
+    /// Writes on a Connected stream (the Carrier SDK's `writeData`).
     ///
     /// - Unreliable: `data` goes out as one datagram; returns its length. Larger than
     ///   [`max_datagram_size`](Self::max_datagram_size) is an error and sends nothing. When
@@ -274,7 +274,7 @@ impl SessionMut<'_> {
 
     // ---- channels (MULTIPLEXING streams) ----
 
-    /// Opens a channel on a Connected MULTIPLEXING stream (the original's `openChannel`).
+    /// Opens a channel on a Connected MULTIPLEXING stream (the Carrier SDK's `openChannel`).
     /// Returns the id at once, in state [`ChannelState::Opening`]; the peer gets
     /// [`Event::ChannelOpen`](crate::Event::ChannelOpen) with `cookie` and accepts
     /// ([`Event::ChannelOpened`](crate::Event::ChannelOpened) on both sides) or refuses
@@ -375,7 +375,7 @@ impl SessionMut<'_> {
     /// Closes a channel, in any state, with `reason`; the peer is told and both sides get
     /// [`Event::ChannelClosed`](crate::Event::ChannelClosed). On a reliable stream a
     /// Normal close delivers what was already written first. To refuse data the peer
-    /// sends, close the channel with reason Error: the peer learns of it (the original
+    /// sends, close the channel with reason Error: the peer learns of it (the Carrier SDK
     /// left the peer's channel open).
     pub fn close_channel(
         &mut self,

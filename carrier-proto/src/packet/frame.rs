@@ -35,7 +35,7 @@ use crate::types::CloseReason;
 pub const SESSION_SCOPE: u8 = 0xFF;
 
 /// The type byte of each DATA-packet frame (docs/PROTOCOL.md §2.3); the channel frames
-/// (0x0A–0x12) are in [`ChannelFrame`](crate::ChannelFrame).
+/// (0x0A–0x12) are in [`ChannelFrame`](crate::packet::ChannelFrame).
 pub mod frame_type {
     /// PADDING.
     pub const PADDING: u8 = 0x00;

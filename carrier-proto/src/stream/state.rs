@@ -1,4 +1,4 @@
-//! The stream state machine, exactly as the original's:
+//! The stream state machine, exactly as the Carrier SDK's:
 //!
 //! ```text
 //! Raw → Initialized → TransportReady → Connecting → Connected
