@@ -4,7 +4,8 @@
 use bytes::BytesMut;
 use carrier_proto::CloseReason;
 use carrier_proto::packet::{
-    Check, CheckAck, Frame, FrameIter, Header, OVERHEAD, PacketType, peek_destination, write_packet,
+    Check, CheckAck, Frame, FrameIter, Header, PacketType, TRAILER_LEN, packet_number_len,
+    peek_destination, write_packet,
 };
 use proptest::prelude::*;
 
@@ -31,7 +32,9 @@ fn build<'a>(kind: u8, x: u8, data: &'a [u8]) -> Frame<'a> {
 proptest! {
     #[test]
     fn arbitrary_bytes_never_panic(data in proptest::collection::vec(any::<u8>(), 0..2000)) {
-        let _ = Header::parse(&data);
+        let _ = Header::parse(&data, None);
+        let _ = Header::parse(&data, Some(u64::MAX >> 2));
+        let _ = Header::parse_protected(&data, 16);
         let _ = peek_destination(&data);
         let _ = Check::parse(&data);
         let _ = CheckAck::parse(&data);
@@ -61,22 +64,28 @@ proptest! {
     fn packets_round_trip_and_any_flip_is_caught(
         ty in 0u8..3,
         destination in any::<u64>(),
-        packet_number in any::<u64>(),
+        largest in 0u64..(1 << 60),
+        ahead in 1u64..5000,
+        lag in 0u64..5000,
         payload in proptest::collection::vec(any::<u8>(), 0..1200),
         flip in any::<usize>(),
     ) {
+        // The sender is `ahead` past what the receiver has taken, and knows it acked up to
+        // `lag` before that: the truncated number must come back whole.
         let packet_type = [PacketType::Check, PacketType::CheckAck, PacketType::Data][ty as usize];
+        let packet_number = largest + ahead;
         let header = Header { packet_type, destination, packet_number };
+        let pn_len = packet_number_len(packet_number, Some(largest.saturating_sub(lag)));
         let mut out = BytesMut::new();
-        write_packet(&mut out, &header, |o| o.extend_from_slice(&payload));
-        prop_assert_eq!(out.len(), OVERHEAD + payload.len());
+        write_packet(&mut out, &header, pn_len, |o| o.extend_from_slice(&payload));
+        prop_assert_eq!(out.len(), Header::len(pn_len) + payload.len() + TRAILER_LEN);
         prop_assert_eq!(peek_destination(&out), Some(destination));
-        let (h, p) = Header::parse(&out).expect("valid");
+        let (h, p) = Header::parse(&out, Some(largest)).expect("valid");
         prop_assert_eq!(h, header);
         prop_assert_eq!(p, &payload[..]);
         let bit = flip % (out.len() * 8);
         out[bit / 8] ^= 1 << (bit % 8);
-        prop_assert!(Header::parse(&out).is_err());
+        prop_assert!(Header::parse(&out, Some(largest)).is_err());
     }
 
     #[test]

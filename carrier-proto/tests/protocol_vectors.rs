@@ -7,7 +7,7 @@
 use bytes::BytesMut;
 use carrier_proto::CloseReason;
 use carrier_proto::packet::{
-    ChannelFrame, Check, CheckAck, Frame, FrameIter, HEADER_LEN, Header, PacketError, PacketType,
+    ChannelFrame, Check, CheckAck, Frame, FrameIter, Header, PacketError, PacketType,
     SESSION_SCOPE, write_packet,
 };
 
@@ -30,7 +30,8 @@ fn vector(name: &str) -> Vec<u8> {
 
 fn packet(header: Header, payload: impl FnOnce(&mut BytesMut)) -> Vec<u8> {
     let mut out = BytesMut::new();
-    write_packet(&mut out, &header, payload);
+    // Small packet numbers, nothing acknowledged: one byte.
+    write_packet(&mut out, &header, 1, payload);
     out.to_vec()
 }
 
@@ -50,7 +51,7 @@ fn check_vector() {
     };
     let bytes = packet(header, |o| check.emit(o));
     assert_eq!(bytes, vector("check"));
-    let (h, p) = Header::parse(&bytes).unwrap();
+    let (h, p) = Header::parse(&bytes, None).unwrap();
     assert_eq!((h, Check::parse(p).unwrap()), (header, check));
 }
 
@@ -67,7 +68,7 @@ fn check_ack_vector() {
     };
     let bytes = packet(header, |o| ack.emit(o));
     assert_eq!(bytes, vector("check-ack"));
-    let (h, p) = Header::parse(&bytes).unwrap();
+    let (h, p) = Header::parse(&bytes, None).unwrap();
     assert_eq!((h, CheckAck::parse(p).unwrap()), (header, ack));
 }
 
@@ -79,7 +80,7 @@ fn data_vector(name: &str, frames: &[Frame<'_>]) {
     };
     let bytes = packet(header, |o| frames.iter().for_each(|f| f.emit(o)));
     assert_eq!(bytes, vector(name), "{name}");
-    let (h, p) = Header::parse(&bytes).unwrap();
+    let (h, p) = Header::parse(&bytes, None).unwrap();
     assert_eq!(h, header);
     let back: Vec<_> = FrameIter::new(p).collect::<Result<_, _>>().unwrap();
     assert_eq!(back, frames);
@@ -108,15 +109,22 @@ fn data_vectors() {
 fn the_check_vector_matches_a_hand_written_layout() {
     // Independent of the encoder: the layout spelled out byte by byte.
     let v = vector("check");
-    assert_eq!(v[0], 0xC0, "marker 0b11 + type 0");
-    assert_eq!(v[1], 1, "version");
-    assert_eq!(&v[2..10], &0x1122_3344_5566_7788u64.to_be_bytes());
-    assert_eq!(&v[10..18], &1u64.to_be_bytes());
-    assert_eq!(&v[18..26], &0x0102_0304_0506_0708u64.to_be_bytes());
-    assert_eq!(&v[26..38], &TXID);
-    assert_eq!(v[38], 4);
-    assert_eq!(&v[39..43], b"abcd");
-    assert_eq!(v.len(), 43 + 4);
+    assert_eq!(
+        v[0], 0xD0,
+        "marker 0b11, format 0b01, type 0, one-byte packet number"
+    );
+    assert_eq!(&v[1..9], &0x1122_3344_5566_7788u64.to_be_bytes());
+    assert_eq!(v[9], 1, "packet number");
+    assert_eq!(&v[10..18], &0x0102_0304_0506_0708u64.to_be_bytes());
+    assert_eq!(&v[18..30], &TXID);
+    assert_eq!(v[30], 4);
+    assert_eq!(&v[31..35], b"abcd");
+    assert_eq!(v.len(), 35 + 4);
+    assert_eq!(
+        &v[35..],
+        &crc32fast::hash(&v[..35]).to_be_bytes(),
+        "CRC-32 of header and payload"
+    );
 }
 
 #[test]
@@ -136,10 +144,10 @@ fn data_stream_vector() {
     assert_eq!(bytes, vector("data-stream"));
     // The offset is a two-byte varint: 0x4000 | 1000.
     assert_eq!(
-        &bytes[18..26],
+        &bytes[10..18],
         &[0x05, 0x01, 0x01, 0x43, 0xe8, 0x02, b'h', b'i']
     );
-    let (h, p) = Header::parse(&bytes).unwrap();
+    let (h, p) = Header::parse(&bytes, None).unwrap();
     assert_eq!(h, header);
     let back: Vec<_> = FrameIter::new(p).collect::<Result<_, _>>().unwrap();
     assert_eq!(back, [frame]);
@@ -159,7 +167,7 @@ fn data_ack_vector() {
         ])
     });
     assert_eq!(bytes, vector("data-ack"));
-    let (h, p) = Header::parse(&bytes).unwrap();
+    let (h, p) = Header::parse(&bytes, None).unwrap();
     assert_eq!(h, header);
     let back: Vec<_> = FrameIter::new(p).collect::<Result<_, _>>().unwrap();
     let [Frame::Ack(ack)] = back.as_slice() else {
@@ -215,9 +223,9 @@ fn channel_control_vector() {
     let bytes = packet(header, |o| frame.emit(o));
     assert_eq!(bytes, vector("channel-control"));
     // type, stream 1, offset 0, length 10, then the records.
-    assert_eq!(&bytes[18..22], &[0x13, 0x01, 0x00, 0x0a]);
-    assert_eq!(&bytes[22..32], &records[..]);
-    let (h, p) = Header::parse(&bytes).unwrap();
+    assert_eq!(&bytes[10..14], &[0x13, 0x01, 0x00, 0x0a]);
+    assert_eq!(&bytes[14..24], &records[..]);
+    let (h, p) = Header::parse(&bytes, None).unwrap();
     assert_eq!(h, header);
     let back: Vec<_> = FrameIter::new(p).collect::<Result<_, _>>().unwrap();
     assert_eq!(back, [frame]);
@@ -253,10 +261,10 @@ fn channel_data_vector() {
     assert_eq!(bytes, vector("channel-data"));
     // DATA: type, stream, channel, FIN, offset 1000 as `43 e8`, length 5, then the bytes;
     // MAX_CHANNEL_DATA: type, stream, channel, 65536 as the 4-byte varint `80 01 00 00`.
-    assert_eq!(&bytes[18..25], &[0x0d, 0x01, 0x02, 0x01, 0x43, 0xe8, 0x05]);
-    assert_eq!(&bytes[25..30], b"hello");
-    assert_eq!(&bytes[30..37], &[0x10, 0x01, 0x03, 0x80, 0x01, 0x00, 0x00]);
-    let (h, p) = Header::parse(&bytes).unwrap();
+    assert_eq!(&bytes[10..17], &[0x0d, 0x01, 0x02, 0x01, 0x43, 0xe8, 0x05]);
+    assert_eq!(&bytes[17..22], b"hello");
+    assert_eq!(&bytes[22..29], &[0x10, 0x01, 0x03, 0x80, 0x01, 0x00, 0x00]);
+    let (h, p) = Header::parse(&bytes, None).unwrap();
     assert_eq!(h, header);
     let back: Vec<_> = FrameIter::new(p).collect::<Result<_, _>>().unwrap();
     assert_eq!(back, frames);
@@ -280,17 +288,33 @@ fn doc_schedule() -> carrier_proto::KeySchedule {
         .expect("the document's secrets agree on a non-zero shared secret")
 }
 
-/// The 18-byte header of a DATA packet to `0x1122334455667788` with packet number `pn`,
-/// written by the crate's encoder.
-fn data_header(pn: u64) -> [u8; HEADER_LEN] {
-    let mut out = [0u8; HEADER_LEN];
+/// A DATA packet's header to `0x1122334455667788` with packet number `pn`.
+fn data_header(pn: u64) -> Header {
     Header {
         packet_type: PacketType::Data,
         destination: 0x1122_3344_5566_7788,
         packet_number: pn,
     }
-    .emit(&mut out);
+}
+
+/// The header's bytes with a `pn_len`-byte packet number, written by the crate's encoder.
+fn header_bytes(header: &Header, pn_len: usize) -> Vec<u8> {
+    let mut out = vec![0u8; Header::len(pn_len)];
+    header.emit(&mut out, pn_len);
     out
+}
+
+/// Header protection spelled out (RFC 9001 §5.4.1): the mask is AES-256 of the 16 bytes
+/// from byte 13; XOR the first byte's low 2 bits and the packet-number bytes.
+fn protect_with(hp: &[u8; 32], mut packet: Vec<u8>, pn_len: usize) -> Vec<u8> {
+    use ring::aead::quic::{AES_256, HeaderProtectionKey};
+    let key = HeaderProtectionKey::new(&AES_256, hp).unwrap();
+    let mask = key.new_mask(&packet[13..29]).unwrap();
+    packet[0] ^= mask[0] & 0x03;
+    for i in 0..pn_len {
+        packet[9 + i] ^= mask[1 + i];
+    }
+    packet
 }
 
 /// AES-256-GCM sealing spelled out from a key and IV, without the crate's schedule: the
@@ -364,42 +388,58 @@ fn key_schedule_vectors() {
 #[test]
 fn sealed_packet_vectors() {
     let s = doc_schedule();
+    assert_eq!(s.offerer_hp, array("ks-offerer-hp"));
+    assert_eq!(s.answerer_hp, array("ks-answerer-hp"));
+    let hp = array::<32>("ks-offerer-hp");
+    let (key0, iv0) = (array("ks-offerer-key0"), array("ks-offerer-iv0"));
 
-    // Packet number 5: epoch 0.
+    // Packet number 5 in one byte: epoch 0.
     let header = data_header(5);
+    let head = header_bytes(&header, 1);
     assert_eq!(
-        header,
-        [
-            0xc2, 0x01, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88, 0, 0, 0, 0, 0, 0, 0, 0x05
-        ]
+        head,
+        [0xd8, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88, 0x05]
     );
     let payload = [&[0x01][..], b"hello"].concat();
-    let pn5 = s.offerer_packet(5, &header, &payload);
+    let pn5 = s.offerer_packet(&header, 1, &payload);
     assert_eq!(pn5, vector("sealed-pn5"));
-    assert_eq!(pn5.len(), HEADER_LEN + payload.len() + 16);
-    assert_eq!(&pn5[..HEADER_LEN], header, "the header goes in clear");
-    assert_ne!(&pn5[HEADER_LEN..HEADER_LEN + payload.len()], payload);
-    // The document's epoch-0 key and IV, with the nonce spelled out, seal the same bytes.
-    let (key0, iv0) = (array("ks-offerer-key0"), array("ks-offerer-iv0"));
-    assert_eq!(seal_with(&key0, &iv0, 5, &header, &payload), pn5);
+    assert_eq!(pn5.len(), 10 + payload.len() + 16);
+    assert_eq!(&pn5[1..9], &head[1..9], "the destination goes in clear");
+    assert_ne!(pn5[9], 5, "the packet number does not");
+    // The document's epoch-0 key and IV, with the nonce and the mask spelled out, give the
+    // same bytes.
+    let sealed = seal_with(&key0, &iv0, 5, &head, &payload);
+    assert_eq!(protect_with(&hp, sealed, 1), pn5);
 
-    // Packet number 2^22: the first of epoch 1.
+    // Packet number 2^22 in three bytes: the first of epoch 1.
     let header = data_header(EPOCH1);
-    assert_eq!(&header[10..], &[0, 0, 0, 0, 0, 0x40, 0, 0]);
-    let e1 = s.offerer_packet(EPOCH1, &header, &[0x01]);
+    let head = header_bytes(&header, 3);
+    assert_eq!(&head[9..], &[0x40, 0, 0]);
+    let e1 = s.offerer_packet(&header, 3, &[0x01]);
     assert_eq!(e1, vector("sealed-epoch1"));
-    assert_eq!(e1.len(), HEADER_LEN + 1 + 16);
+    assert_eq!(e1.len(), 12 + 1 + 16);
     // It is sealed with the document's epoch-1 key and IV ...
     let (key1, iv1) = (array("ks-offerer-key1"), array("ks-offerer-iv1"));
-    assert_eq!(seal_with(&key1, &iv1, EPOCH1, &header, &[0x01]), e1);
+    assert_eq!(
+        protect_with(&hp, seal_with(&key1, &iv1, EPOCH1, &head, &[0x01]), 3),
+        e1
+    );
     // ... and not with epoch 0's: the key changed with the epoch.
     assert_ne!(key1, key0);
     assert_ne!(iv1, iv0);
-    assert_ne!(seal_with(&key0, &iv0, EPOCH1, &header, &[0x01]), e1);
+    assert_ne!(
+        protect_with(&hp, seal_with(&key0, &iv0, EPOCH1, &head, &[0x01]), 3),
+        e1
+    );
     // The last packet of epoch 0 still uses epoch 0's key.
     let last = data_header(EPOCH1 - 1);
+    let last_head = header_bytes(&last, 3);
     assert_eq!(
-        s.offerer_packet(EPOCH1 - 1, &last, &[0x01]),
-        seal_with(&key0, &iv0, EPOCH1 - 1, &last, &[0x01])
+        s.offerer_packet(&last, 3, &[0x01]),
+        protect_with(
+            &hp,
+            seal_with(&key0, &iv0, EPOCH1 - 1, &last_head, &[0x01]),
+            3
+        )
     );
 }

@@ -92,7 +92,7 @@ impl World {
         if to_b {
             self.to_b += 1;
             // Note where a's control stream is, so fuzzed CONTROL frames continue it.
-            if let Ok((h, payload)) = Header::parse(&t.contents)
+            if let Ok((h, payload)) = Header::parse(&t.contents, None)
                 && h.packet_type == PacketType::Data
             {
                 for f in FrameIter::new(payload).flatten() {
@@ -629,7 +629,7 @@ fuzz_target!(|data: &[u8]| {
             };
             number += 1;
             let mut packet = BytesMut::new();
-            write_packet(&mut packet, &header, |o| o.extend_from_slice(payload));
+            write_packet(&mut packet, &header, 4, |o| o.extend_from_slice(payload));
             w.b.handle_input(Input::Receive {
                 now: w.now,
                 source,

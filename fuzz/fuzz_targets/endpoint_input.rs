@@ -63,7 +63,7 @@ fuzz_target!(|data: &[u8]| {
     };
     let header = Header { packet_type: ty, destination: s2.as_u64(), packet_number: 7 };
     let mut packet = BytesMut::new();
-    write_packet(&mut packet, &header, |o| o.extend_from_slice(data.get(1..).unwrap_or(&[])));
+    write_packet(&mut packet, &header, 4, |o| o.extend_from_slice(data.get(1..).unwrap_or(&[])));
     b.handle_input(Input::Receive { now, source, destination, contents: packet.freeze() });
     let mut out = Vec::new();
     drain(&mut b, &mut out);

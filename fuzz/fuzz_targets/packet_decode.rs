@@ -7,12 +7,14 @@ use carrier_proto::packet::{Check, CheckAck, FrameIter, Header, PacketType, writ
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let _ = Header::parse(data);
+    let _ = Header::parse(data, None);
+    let _ = Header::parse(data, Some(1 << 40));
+    let _ = Header::parse_protected(data, 16);
     // The same bytes as a payload behind a valid header, so the checksum does not stop them.
     let header = Header { packet_type: PacketType::Data, destination: 1, packet_number: 2 };
     let mut packet = BytesMut::new();
-    write_packet(&mut packet, &header, |o| o.extend_from_slice(data));
-    let (parsed, payload) = Header::parse(&packet).expect("a packet we wrote parses");
+    write_packet(&mut packet, &header, 1, |o| o.extend_from_slice(data));
+    let (parsed, payload) = Header::parse(&packet, None).expect("a packet we wrote parses");
     assert_eq!(parsed, header);
     let frames: Vec<_> = FrameIter::new(payload).collect();
     if frames.iter().all(|f| f.is_ok()) {

@@ -481,7 +481,7 @@ fn closing_the_session_closes_every_channel_on_both_sides() {
 
 /// Parses a datagram's DATA frames of one channel: (offset, len) each.
 fn channel_data_frames(d: &Datagram, channel: ChannelId) -> Vec<(u64, usize)> {
-    let Ok((_, payload)) = Header::parse(&d.contents) else {
+    let Ok((_, payload)) = Header::parse(&d.contents, None) else {
         return Vec::new();
     };
     FrameIter::new(payload)

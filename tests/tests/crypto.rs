@@ -188,7 +188,7 @@ fn another_sessions_packets_and_a_spoofers_are_refused() {
     // header is authenticated, so the tag fails.
     let p1 = last_data_packet(&rec.borrow(), one.answerer.as_u64());
     let mut moved = p1.to_vec();
-    moved[2..10].copy_from_slice(&two.answerer.as_u64().to_be_bytes());
+    moved[1..9].copy_from_slice(&two.answerer.as_u64().to_be_bytes());
     let before = sim.ep(b).stats();
     let (from, to) = (sim.peers[a].addr, sim.peers[b].addr);
     let now = sim.now;
@@ -210,7 +210,9 @@ fn another_sessions_packets_and_a_spoofers_are_refused() {
         destination: two.answerer.as_u64(),
         packet_number: 1 << 20,
     };
-    carrier_proto::packet::write_packet(&mut forged, &header, |o| o.extend_from_slice(&[0x01; 40]));
+    carrier_proto::packet::write_packet(&mut forged, &header, 3, |o| {
+        o.extend_from_slice(&[0x01; 40])
+    });
     let spoofed_from = "203.0.113.9:4444".parse().unwrap();
     sim.ep(b).handle_input(Input::Receive {
         now,
@@ -402,7 +404,7 @@ mod hostile {
                 let ty = [PacketType::Check, PacketType::CheckAck, PacketType::Data][i % 3];
                 let mut p = vec![0u8; HEADER_LEN];
                 Header { packet_type: ty, destination: session.as_u64(), packet_number: *pn }
-                    .emit(&mut p);
+                    .emit(&mut p, 4);
                 p.extend_from_slice(body);
                 let now = sim.now;
                 sim.ep(bob).handle_input(Input::Receive {

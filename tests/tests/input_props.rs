@@ -94,7 +94,7 @@ proptest! {
         let (mut sim, hs) = connected();
         let header = Header { packet_type: ty, destination: hs.answerer.as_u64(), packet_number: pn };
         let mut out = BytesMut::new();
-        write_packet(&mut out, &header, |o| o.extend_from_slice(&payload));
+        write_packet(&mut out, &header, 4, |o| o.extend_from_slice(&payload));
         let events = feed(&mut sim, &hs, out.freeze());
         // At most one event per frame, and a frame is at least one byte.
         prop_assert!(events <= payload.len().max(1) * 2);
@@ -117,8 +117,10 @@ proptest! {
         let mut bytes = t.contents.to_vec();
         let body_len = bytes.len() - 4;
         for (at, x) in flips {
-            // Keep the routing bytes so the mutation reaches the session's parser.
-            let at = 18 + at % (body_len - 18).max(1);
+            // Keep the header (routing bytes, packet number) so the mutation reaches the
+            // session's frame parser.
+            let head = carrier_proto::packet::HEADER_LEN;
+            let at = head + at % (body_len - head).max(1);
             bytes[at] ^= x;
         }
         if fix_checksum {
@@ -211,7 +213,7 @@ fn crc_helper_matches_the_wire() {
         destination: 1,
         packet_number: 2,
     };
-    write_packet(&mut out, &h, |o| o.extend_from_slice(b"x"));
+    write_packet(&mut out, &h, 4, |o| o.extend_from_slice(b"x"));
     let n = out.len() - 4;
     assert_eq!(crc32(&out[..n]).to_be_bytes(), out[n..]);
 }

@@ -262,7 +262,7 @@ fn a_lost_retransmission_is_retransmitted_again() {
     with_scripted_loss(
         move |_, d, from_sender| {
             // A STREAM frame at offset 0 on stream 0: type 0x05, stream 0, flags, offset 0.
-            let body = &d.contents[18..d.contents.len() - 4];
+            let body = plain_payload(&d.contents);
             let carries_offset_zero = from_sender
                 && body
                     .windows(4)
@@ -283,7 +283,7 @@ fn a_lost_fin_is_resent_and_both_sides_close() {
     let mut dropped = 0;
     let sim = with_scripted_loss(
         move |_, d, from_sender| {
-            let body = &d.contents[18..d.contents.len() - 4];
+            let body = plain_payload(&d.contents);
             // A STREAM frame with the FIN flag from the sender: lose the first two.
             let has_fin = from_sender
                 && body
@@ -461,7 +461,7 @@ fn a_lost_stream_close_is_sent_again() {
     let alice = sim.peers[0].addr;
     let mut dropped = 0;
     sim.drop_filter = Some(Box::new(move |_, d| {
-        let body = &d.contents[18..d.contents.len() - 4];
+        let body = plain_payload(&d.contents);
         // CLOSE of stream 0 with reason Error: 0x03 0x00 0x02.
         let close = d.source == alice && body.windows(3).any(|w| w == [0x03, 0x00, 0x02]);
         if close && dropped < 2 {
@@ -498,7 +498,7 @@ fn lost_credit_updates_are_recovered_by_blocked_probes() {
     let dropped = std::rc::Rc::new(std::cell::Cell::new(0));
     let counter = dropped.clone();
     sim.drop_filter = Some(Box::new(move |_, d| {
-        let body = &d.contents[18..d.contents.len() - 4];
+        let body = plain_payload(&d.contents);
         let credit = d.source == bob && body.windows(2).any(|w| w == [0x07, 0x00]);
         if credit && counter.get() < 10 {
             counter.set(counter.get() + 1);
@@ -681,4 +681,9 @@ fn without_a_ceiling_above_the_base_there_is_no_discovery() {
     assert_eq!(t.received, data);
     assert_eq!(sim.session(0, hs.offerer).path_mtu(), 1200);
     assert_eq!(sim.ep(0).stats().mtu_probes_sent, 0);
+}
+
+/// The frames of a plain packet (between header and checksum), or nothing if it is not one.
+fn plain_payload(datagram: &[u8]) -> &[u8] {
+    carrier_proto::packet::Header::parse(datagram, None).map_or(&[], |(_, payload)| payload)
 }

@@ -111,6 +111,16 @@ pub(crate) fn epoch_key(secret: &[u8; KEY_LEN], epoch: u64) -> ([u8; KEY_LEN], [
     (key, iv)
 }
 
+/// The header-protection key of a traffic secret (one for the session's life: the mask
+/// hides packet numbers, it does not protect data, so it needs no epochs).
+pub(crate) fn hp_key(secret: &[u8; KEY_LEN]) -> [u8; KEY_LEN] {
+    let mut key = [0u8; KEY_LEN];
+    if let Ok(hk) = Hkdf::<Sha256>::from_prk(secret) {
+        let _ = hk.expand_multi_info(&[b"hp"], &mut key);
+    }
+    key
+}
+
 /// Every value of the key schedule for given inputs (for test vectors and audits; the
 /// protocol itself never exposes them).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -129,24 +139,42 @@ pub struct KeySchedule {
     pub offerer_key0: ([u8; 32], [u8; 12]),
     /// Epoch 0 key and IV of the answerer's direction.
     pub answerer_key0: ([u8; 32], [u8; 12]),
+    /// The header-protection key of the offerer's direction.
+    pub offerer_hp: [u8; 32],
+    /// The header-protection key of the answerer's direction.
+    pub answerer_hp: [u8; 32],
 }
 
 impl KeySchedule {
-    /// The bytes of a packet the offerer sends: `header` (the 18-byte packet header, the
-    /// AAD), then `payload` sealed under packet number `pn`, then the tag, exactly as the
-    /// protocol sends them (for test vectors).
-    pub fn offerer_packet(&self, pn: u64, header: &[u8], payload: &[u8]) -> alloc::vec::Vec<u8> {
+    /// The bytes of a packet the offerer sends, exactly as the protocol sends them (for
+    /// test vectors): `header` with a `pn_len`-byte packet number (the AAD), `payload`
+    /// sealed under the header's packet number, the tag, then header protection applied.
+    /// Empty if the payload is too short to sample (packet number and payload need 4
+    /// bytes; the protocol pads).
+    pub fn offerer_packet(
+        &self,
+        header: &crate::packet::Header,
+        pn_len: usize,
+        payload: &[u8],
+    ) -> alloc::vec::Vec<u8> {
         let secrets = Secrets {
             offerer: self.offerer_traffic,
             answerer: self.answerer_traffic,
         };
-        let mut out = alloc::vec::Vec::from(header);
-        let mut body = alloc::vec::Vec::from(payload);
-        if let Some(tag) = super::Protection::new(&secrets, true)
-            .and_then(|mut p| p.seal(pn, header, &mut body).ok())
-        {
-            out.extend_from_slice(&body);
-            out.extend_from_slice(&tag);
+        let head = crate::packet::Header::len(pn_len);
+        let mut out = alloc::vec![0u8; head];
+        header.emit(&mut out, pn_len);
+        out.extend_from_slice(payload);
+        let Some(mut p) = super::Protection::new(&secrets, true) else {
+            return alloc::vec::Vec::new();
+        };
+        let (aad, body) = out.split_at_mut(head);
+        let Ok(tag) = p.seal(header.packet_number, aad, body) else {
+            return alloc::vec::Vec::new();
+        };
+        out.extend_from_slice(&tag);
+        if !p.protect_header(&mut out) {
+            return alloc::vec::Vec::new();
         }
         out
     }
@@ -170,6 +198,8 @@ pub fn derive_schedule(offerer_secret: [u8; 32], answerer_secret: [u8; 32]) -> O
         shared,
         offerer_key0: epoch_key(&secrets.offerer, 0),
         answerer_key0: epoch_key(&secrets.answerer, 0),
+        offerer_hp: hp_key(&secrets.offerer),
+        answerer_hp: hp_key(&secrets.answerer),
         offerer_traffic: secrets.offerer,
         answerer_traffic: secrets.answerer,
     })

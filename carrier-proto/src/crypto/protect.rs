@@ -1,15 +1,18 @@
 //! Sealing and opening packets of a protected session (AES-256-GCM from ring).
 //!
-//! The AAD is the packet's 18-byte header; the payload is encrypted in place and a 16-byte
-//! tag replaces the CRC trailer. The nonce is the epoch IV XOR the packet number (in its
+//! The AAD is the packet's header (10–13 bytes, before header protection); the payload is
+//! encrypted in place and a 16-byte tag replaces the CRC trailer; then header protection
+//! masks the packet number (RFC 9001 §5.4). The nonce is the epoch IV XOR the packet number (in its
 //! last 8 bytes), and each direction numbers its packets from 0 upward without reuse, so no
 //! (key, nonce) pair repeats. Keys change with the epoch (`packet number >> 22`), below
 //! AES-GCM's confidentiality limit of 2^23 packets per key (RFC 9001 §6.6).
 
+use ring::aead::quic::{AES_256, HeaderProtectionKey};
 use ring::aead::{AES_256_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
 
-use super::keys::{KEY_LEN, Secrets, epoch_key};
+use super::keys::{KEY_LEN, Secrets, epoch_key, hp_key};
 use super::replay::ReplayWindow;
+use crate::packet::{PN_LEN_BITS, PN_OFFSET};
 
 /// Bytes of the authentication tag that ends a protected packet.
 pub(crate) const TAG_LEN: usize = 16;
@@ -73,6 +76,9 @@ pub(crate) enum OpenError {
 
 /// A protected session's keys, both directions, and its replay window.
 pub(crate) struct Protection {
+    /// Header protection, sending and receiving (RFC 9001 §5.4 with AES-256).
+    seal_hp: HeaderProtectionKey,
+    open_hp: HeaderProtectionKey,
     seal_secret: [u8; KEY_LEN],
     seal: EpochKey,
     open_secret: [u8; KEY_LEN],
@@ -83,6 +89,28 @@ pub(crate) struct Protection {
     open_next: Option<EpochKey>,
     replay: ReplayWindow,
     forgeries: u64,
+}
+
+/// Bytes sampled for the mask: they start 4 bytes past the packet number's start, as if
+/// it were 4 bytes long.
+const SAMPLE_OFFSET: usize = PN_OFFSET + 4;
+const SAMPLE_LEN: usize = 16;
+
+/// The 5-byte mask for `packet` under `key`.
+fn mask_of(key: &HeaderProtectionKey, packet: &[u8]) -> Option<[u8; 5]> {
+    let sample = packet.get(SAMPLE_OFFSET..SAMPLE_OFFSET + SAMPLE_LEN)?;
+    key.new_mask(sample).ok()
+}
+
+/// Masks (or unmasks: XOR) the length bits and the `pn_len` packet-number bytes.
+fn apply_mask(packet: &mut [u8], mask: &[u8; 5], pn_len: usize) {
+    packet[0] ^= mask[0] & PN_LEN_BITS;
+    for (b, m) in packet[PN_OFFSET..PN_OFFSET + pn_len]
+        .iter_mut()
+        .zip(&mask[1..])
+    {
+        *b ^= m;
+    }
 }
 
 impl core::fmt::Debug for Protection {
@@ -104,6 +132,8 @@ impl Protection {
             (secrets.answerer, secrets.offerer)
         };
         Some(Protection {
+            seal_hp: HeaderProtectionKey::new(&AES_256, &hp_key(&seal_secret)).ok()?,
+            open_hp: HeaderProtectionKey::new(&AES_256, &hp_key(&open_secret)).ok()?,
             seal: EpochKey::new(&seal_secret, 0)?,
             open: EpochKey::new(&open_secret, 0)?,
             seal_secret,
@@ -189,6 +219,28 @@ impl Protection {
             }
         }
         Ok(len)
+    }
+
+    /// Applies header protection to a sealed packet (header, ciphertext, tag): masks the
+    /// first byte's packet-number length and the packet-number bytes with AES of a sample
+    /// of the ciphertext (RFC 9001 §5.4.1, §5.4.3). False if the packet is too short to
+    /// sample (the sender pads so that it never is).
+    pub(crate) fn protect_header(&self, packet: &mut [u8]) -> bool {
+        let Some(mask) = mask_of(&self.seal_hp, packet) else {
+            return false;
+        };
+        let pn_len = usize::from(packet[0] & PN_LEN_BITS) + 1;
+        apply_mask(packet, &mask, pn_len);
+        true
+    }
+
+    /// Removes header protection in place; returns the packet-number length. `None`: too
+    /// short to hold a sample.
+    pub(crate) fn unprotect_header(&self, packet: &mut [u8]) -> Option<usize> {
+        let mask = mask_of(&self.open_hp, packet)?;
+        let pn_len = usize::from((packet[0] ^ mask[0]) & PN_LEN_BITS) + 1;
+        apply_mask(packet, &mask, pn_len);
+        Some(pn_len)
     }
 
     /// Records `pn` in the replay window: its packet authenticated and was processed.

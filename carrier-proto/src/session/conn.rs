@@ -15,7 +15,7 @@ use core::net::SocketAddr;
 use crate::config::Config;
 use crate::crypto::{OpenError, Protection};
 use crate::event::Event;
-use crate::packet::{HEADER_LEN, Header, write_packet};
+use crate::packet::{Header, PN_OFFSET, write_packet};
 use crate::rng::Rng;
 use crate::slab::Slab;
 use crate::stats::EndpointStats;
@@ -136,43 +136,56 @@ impl Conn {
         true
     }
 
-    /// Writes a packet of at most `max_size` bytes (header, then `payload`'s frames) into
-    /// the send slab and queues it for sending. With `seal`, the payload is encrypted in
-    /// place and the tag appended; without, a CRC-32 trailer. Returns the packet's size (0:
-    /// not sent, the keys are used up).
+    /// Writes a packet of at most `max_size` bytes (header with a `pn_len`-byte packet
+    /// number, then `payload`'s frames) into the send slab and queues it for sending. With
+    /// `seal`, the payload is encrypted in place, the tag appended and header protection
+    /// applied (a payload too short to sample is padded first); without, a CRC-32
+    /// trailer. Returns the packet's size (0: not sent, the keys are used up).
     ///
     /// `max_size` is what the slab must have room for: the path's packet size, not the
     /// largest any path could reach (64 KiB on loopback), or every small packet would take
     /// a slab of its own.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn transmit(
         &mut self,
         source: SocketAddr,
         destination: SocketAddr,
         header: &Header,
+        pn_len: usize,
         seal: Option<&mut Protection>,
         max_size: usize,
         payload: impl FnOnce(&mut BytesMut),
     ) -> usize {
-        self.buffers.slabs().tx.reserve(max_size.max(64));
-        let out = self.buffers.slabs().tx.buf();
+        let slabs = self.buffers.slabs();
+        slabs.tx.reserve(max_size.max(64));
+        let out = slabs.tx.buf();
         match seal {
-            None => write_packet(out, header, payload),
+            None => write_packet(out, header, pn_len, payload),
             Some(p) => {
                 let start = out.len();
-                out.resize(start + HEADER_LEN, 0);
-                header.emit(&mut out[start..]);
+                let head = Header::len(pn_len);
+                out.resize(start + head, 0);
+                header.emit(&mut out[start..], pn_len);
                 payload(out);
-                let (head, body) = out[start..].split_at_mut(HEADER_LEN);
-                match p.seal(header.packet_number, head, body) {
+                // Header protection samples 16 bytes from 4 past the packet number's start:
+                // packet number and payload together must be 4 bytes (PADDING frames).
+                let short = (4 - pn_len).saturating_sub(out.len() - start - head);
+                out.resize(out.len() + short, 0);
+                let (aad, body) = out[start..].split_at_mut(head);
+                match p.seal(header.packet_number, aad, body) {
                     Ok(tag) => out.extend_from_slice(&tag),
                     Err(_) => {
                         out.truncate(start);
                         return 0;
                     }
                 }
+                if !p.protect_header(&mut out[start..]) {
+                    out.truncate(start);
+                    return 0;
+                }
             }
         }
-        let contents = self.buffers.slabs().tx.split();
+        let contents = slabs.tx.split();
         let len = contents.len();
         self.stats.packets_sent += 1;
         self.stats.bytes_sent += len as u64;
@@ -184,56 +197,50 @@ impl Conn {
         len
     }
 
-    /// Opens a protected packet and returns the plaintext payload (events slice it, no
-    /// copy). A datagram nothing else holds (as a driver's receive hands over) is
-    /// authenticated and decrypted where it lies; a shared one is first copied into the
-    /// receive slab.
+    /// Opens a protected packet: removes header protection, restores the packet number
+    /// against `largest` (the largest this side has taken), then authenticates and
+    /// decrypts. Returns the header and the plaintext payload (events slice it, no copy).
+    /// A datagram nothing else holds (as a driver's receive hands over) is opened where it
+    /// lies; a shared one is first copied into the receive slab.
     pub(crate) fn open(
         &mut self,
         protection: &mut Protection,
-        header: &Header,
+        packet_type: crate::packet::PacketType,
+        destination: u64,
+        largest: Option<u64>,
         datagram: Bytes,
-    ) -> Result<Bytes, OpenError> {
-        let datagram = match datagram.try_into_mut() {
-            Ok(unique) => return open_in_place(protection, header, unique),
-            Err(shared) => shared,
+    ) -> Result<(Header, Bytes), OpenError> {
+        let mut buf = match datagram.try_into_mut() {
+            Ok(unique) => unique,
+            Err(shared) => {
+                let rx = &mut self.buffers.slabs().rx;
+                rx.reserve(shared.len().max(64));
+                let buf = rx.buf();
+                buf.extend_from_slice(&shared);
+                buf.split()
+            }
         };
-        let (head, body) = datagram.split_at(HEADER_LEN.min(datagram.len()));
-        self.buffers.slabs().rx.reserve(body.len().max(64));
-        let buf = self.buffers.slabs().rx.buf();
-        buf.extend_from_slice(body);
-        let result = protection.open(header.packet_number, head, &mut buf[..]);
-        match result {
-            Ok(len) => {
-                buf.truncate(len);
-                Ok(buf.split().freeze())
-            }
-            Err(e) => {
-                buf.clear();
-                Err(e)
-            }
+        let pn_len = protection
+            .unprotect_header(&mut buf)
+            .ok_or(OpenError::BadTag)?;
+        let head = Header::len(pn_len);
+        if buf.len() < head + crate::crypto::TAG_LEN {
+            return Err(OpenError::BadTag);
         }
+        let truncated = buf[PN_OFFSET..head]
+            .iter()
+            .fold(0u64, |n, b| (n << 8) | u64::from(*b));
+        let header = Header {
+            packet_type,
+            destination,
+            packet_number: crate::packet::decode_packet_number(largest, truncated, pn_len),
+        };
+        let (aad, body) = buf.split_at_mut(head);
+        let len = protection.open(header.packet_number, aad, body)?;
+        buf.truncate(head + len);
+        buf.advance(head);
+        Ok((header, buf.freeze()))
     }
-}
-
-/// [`Conn::open`] of a datagram we own: the plaintext is the datagram's own buffer, past
-/// the header (the header, the associated data, is copied out first: it is 18 bytes).
-fn open_in_place(
-    protection: &mut Protection,
-    header: &Header,
-    mut datagram: BytesMut,
-) -> Result<Bytes, OpenError> {
-    let head_len = HEADER_LEN.min(datagram.len());
-    let mut head = [0u8; HEADER_LEN];
-    head[..head_len].copy_from_slice(&datagram[..head_len]);
-    let len = protection.open(
-        header.packet_number,
-        &head[..head_len],
-        &mut datagram[head_len..],
-    )?;
-    datagram.truncate(head_len + len);
-    datagram.advance(head_len);
-    Ok(datagram.freeze())
 }
 
 #[cfg(test)]
@@ -241,6 +248,9 @@ mod tests {
     use super::*;
     use crate::crypto::Secrets;
     use crate::packet::PacketType;
+
+    /// The header's length with the 1-byte packet numbers these packets have.
+    const HEAD: usize = Header::len(1);
 
     /// A connection with the endpoint's buffers lent for good.
     fn conn() -> Conn {
@@ -264,7 +274,7 @@ mod tests {
         };
         let addr = SocketAddr::from(([127, 0, 0, 1], 1));
         assert!(
-            conn.transmit(addr, addr, &header, Some(&mut seal), 4096, |out| {
+            conn.transmit(addr, addr, &header, 1, Some(&mut seal), 4096, |out| {
                 out.extend_from_slice(payload)
             }) > 0
         );
@@ -289,28 +299,36 @@ mod tests {
         let (header, packet) = sealed(0, &payload);
         let owned = Bytes::from(packet.to_vec());
         let range = owned.as_ptr_range();
-        let plain = conn.open(&mut open, &header, owned).unwrap();
+        let (h, plain) = conn
+            .open(&mut open, PacketType::Data, 7, None, owned)
+            .unwrap();
+        assert_eq!(h, header);
         assert_eq!(&plain[..], &payload[..]);
         assert!(range.contains(&plain.as_ptr()), "decrypted in place");
 
         // Shared (someone else holds it too): opened from a copy, the original untouched.
         let (header, packet) = sealed(1, &payload);
         let kept = packet.clone();
-        let plain = conn.open(&mut open, &header, packet).unwrap();
+        let (h, plain) = conn
+            .open(&mut open, PacketType::Data, 7, Some(0), packet)
+            .unwrap();
+        assert_eq!(h, header);
         assert_eq!(&plain[..], &payload[..]);
         assert!(!kept.as_ptr_range().contains(&plain.as_ptr()));
-        assert_ne!(
-            &kept[HEADER_LEN..HEADER_LEN + 16],
-            &payload[..16],
-            "still sealed"
-        );
+        assert_ne!(&kept[HEAD..HEAD + 16], &payload[..16], "still sealed");
 
         // A forged owned packet is refused like a shared one.
         let (header, packet) = sealed(2, &payload);
         let mut forged = packet.to_vec();
-        forged[HEADER_LEN] ^= 1;
+        forged[HEAD + 40] ^= 1;
         assert_eq!(
-            conn.open(&mut open, &header, Bytes::from(forged)),
+            conn.open(
+                &mut open,
+                header.packet_type,
+                7,
+                Some(1),
+                Bytes::from(forged)
+            ),
             Err(OpenError::BadTag)
         );
     }

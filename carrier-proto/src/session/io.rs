@@ -58,10 +58,12 @@ impl Session {
             destination,
             packet_number: self.take_packet_number(),
         };
+        let pn_len = self.packet_number_len(header.packet_number);
         let size = conn.transmit(
             local,
             remote,
             &header,
+            pn_len,
             self.protection.as_deref_mut(),
             conn.config.max_udp_payload,
             payload,

@@ -102,6 +102,9 @@ pub(crate) struct Session {
     /// Path MTU discovery: the payload size of data packets.
     pub(crate) mtu: mtu::MtuDiscovery,
     next_packet_number: u64,
+    /// The largest packet number taken from the peer: truncated packet numbers are
+    /// restored against it.
+    pub(crate) largest_rx: Option<u64>,
     pub(crate) last_rx: Instant,
     pub(crate) last_tx: Instant,
     /// Set while a packet's frames are processed if one had to be refused for lack of
@@ -142,6 +145,7 @@ impl Session {
                     .saturating_sub(crate::packet::OVERHEAD),
             ),
             next_packet_number: 0,
+            largest_rx: None,
             last_rx: Instant::ZERO,
             last_tx: Instant::ZERO,
             refused_rx: false,
@@ -155,11 +159,22 @@ impl Session {
     /// Bytes a packet adds around its frames: the header, and the tag of a protected
     /// session or the CRC trailer of a plain one.
     pub(crate) fn overhead(&self) -> usize {
+        // The longest header (4-byte packet number): sizes hold whatever length is sent.
         if self.protection.is_some() {
             crate::packet::HEADER_LEN + crate::crypto::TAG_LEN
         } else {
             crate::packet::OVERHEAD
         }
+    }
+
+    /// What a packet with a `pn_len`-byte packet number adds around its frames.
+    pub(crate) fn overhead_with(&self, pn_len: usize) -> usize {
+        crate::packet::Header::len(pn_len)
+            + if self.protection.is_some() {
+                crate::crypto::TAG_LEN
+            } else {
+                crate::packet::TRAILER_LEN
+            }
     }
 
     /// Whether the session must be protected: one of its live streams is not PLAIN.
@@ -174,6 +189,12 @@ impl Session {
         let pn = self.next_packet_number;
         self.next_packet_number += 1;
         pn
+    }
+
+    /// How many bytes of packet number `pn` to send: against the largest the peer has
+    /// acknowledged (RFC 9000 §17.1).
+    pub(crate) fn packet_number_len(&self, pn: u64) -> usize {
+        crate::packet::packet_number_len(pn, self.transport.recovery.largest_acked())
     }
 
     pub(crate) fn stream(&self, id: StreamId) -> Option<&Stream> {

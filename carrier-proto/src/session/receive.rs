@@ -49,6 +49,13 @@ impl Session {
         let result = self.handle_packet(conn, packet);
         // Only a packet the session took marks the replay window: a dropped one (a copy
         // raced in from another address, say) must leave its number open for the original.
+        if result.is_ok() {
+            // Later packet numbers are restored from their truncation against this one.
+            self.largest_rx = Some(
+                self.largest_rx
+                    .map_or(header.packet_number, |l| l.max(header.packet_number)),
+            );
+        }
         if let Some(p) = self.protection.as_deref_mut() {
             match result {
                 Ok(()) => p.accept(header.packet_number),
@@ -78,7 +85,7 @@ impl Session {
     /// plain one's are checked against their CRC. `None`: dropped and counted.
     fn open(&mut self, conn: &mut Conn, remote: SocketAddr, contents: Bytes) -> Option<Opened> {
         let Some(protection) = self.protection.as_deref_mut() else {
-            return match Header::parse(&contents) {
+            return match Header::parse(&contents, self.largest_rx) {
                 Ok((header, payload)) => {
                     // The payload lies between header and trailer.
                     let start = payload.as_ptr() as usize - contents.as_ptr() as usize;
@@ -101,13 +108,20 @@ impl Session {
                 }
             };
         };
-        let Ok(header) = Header::parse_protected(&contents, crate::crypto::TAG_LEN) else {
+        let Ok(sealed) = Header::parse_protected(&contents, crate::crypto::TAG_LEN) else {
             conn.stats.dropped_malformed += 1;
             dropped(&remote, None, "malformed header");
             return None;
         };
-        match conn.open(protection, &header, contents) {
-            Ok(plain) => Some(Opened {
+        let opened = conn.open(
+            protection,
+            sealed.packet_type,
+            sealed.destination,
+            self.largest_rx,
+            contents,
+        );
+        match opened {
+            Ok((header, plain)) => Some(Opened {
                 header,
                 payload: 0..plain.len(),
                 datagram: plain,
@@ -128,7 +142,7 @@ impl Session {
                         "bad authentication tag; keys exhausted"
                     }
                 };
-                dropped(&remote, Some(header.packet_number), reason);
+                dropped(&remote, None, reason);
                 None
             }
         }

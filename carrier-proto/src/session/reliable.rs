@@ -126,9 +126,9 @@ impl Session {
         }
     }
 
-    /// The selected pair's ends and the header of the next DATA packet on it (taking its
-    /// packet number), if a path is selected.
-    fn next_data_header(&mut self) -> Option<(SocketAddr, SocketAddr, Header)> {
+    /// The selected pair's ends, the header of the next DATA packet on it (taking its
+    /// packet number) and the bytes of packet number to send, if a path is selected.
+    fn next_data_header(&mut self) -> Option<(SocketAddr, SocketAddr, Header, usize)> {
         let pair = self.path.selected()?;
         let (local, to) = (pair.local.address, pair.remote.address);
         let destination = self.remote.as_ref()?.id;
@@ -137,19 +137,24 @@ impl Session {
             destination,
             packet_number: self.take_packet_number(),
         };
-        Some((local, to, header))
+        Some((
+            local,
+            to,
+            header,
+            self.packet_number_len(header.packet_number),
+        ))
     }
 
     /// Sends a PING padded to a UDP payload of `size` on the selected pair. It is tracked
     /// for its ACK (or loss) but not in flight: the congestion window neither waits for it
     /// nor shrinks when it is lost.
     fn send_mtu_probe(&mut self, conn: &mut Conn, now: Instant, size: usize) -> bool {
-        let Some((local, to, header)) = self.next_data_header() else {
+        let Some((local, to, header, pn_len)) = self.next_data_header() else {
             return false;
         };
-        let body = size.saturating_sub(self.overhead()).max(1);
+        let body = size.saturating_sub(self.overhead_with(pn_len)).max(1);
         let seal = self.protection.as_deref_mut();
-        let sent = conn.transmit(local, to, &header, seal, size, |out| {
+        let sent = conn.transmit(local, to, &header, pn_len, seal, size, |out| {
             Frame::Ping.emit(out);
             // PADDING frames are single zero bytes.
             out.resize(out.len() + body - 1, 0);
@@ -211,113 +216,124 @@ impl Session {
     /// frames, `extra`, and stream data if asked. Tracks it for recovery if ack-eliciting.
     /// Returns false if there is no path.
     pub(crate) fn build_packet(&mut self, conn: &mut Conn, now: Instant, extra: Extra<'_>) -> bool {
-        let Some((local, to, header)) = self.next_data_header() else {
+        let Some((local, to, header, pn_len)) = self.next_data_header() else {
             return false;
         };
-        let budget = self.mtu.current().saturating_sub(self.overhead());
+        let budget = self
+            .mtu
+            .current()
+            .saturating_sub(self.overhead_with(pn_len));
         let mut record = SentPacket::new(now, 0, false, false);
         let mut eliciting = false;
         let t = &mut self.transport;
         let streams = &mut self.streams;
         let seal = self.protection.as_deref_mut();
-        let size = conn.transmit(local, to, &header, seal, self.mtu.current(), |out| {
-            let base = out.len();
-            let room = |out: &BytesMut| budget.saturating_sub(out.len() - base);
-            if t.ack_pending {
-                let delay = t.ack_delay_micros(now);
-                let max = t.config.max_ack_ranges;
-                // The type byte, then the ranges.
-                if ack::encoded_len(&t.received, delay, max) < room(out) {
-                    out.extend_from_slice(&[crate::packet::frame_type::ACK]);
-                    ack::encode(out, &t.received, delay, max);
-                    t.on_ack_sent();
+        let size = conn.transmit(
+            local,
+            to,
+            &header,
+            pn_len,
+            seal,
+            self.mtu.current(),
+            |out| {
+                let base = out.len();
+                let room = |out: &BytesMut| budget.saturating_sub(out.len() - base);
+                if t.ack_pending {
+                    let delay = t.ack_delay_micros(now);
+                    let max = t.config.max_ack_ranges;
+                    // The type byte, then the ranges.
+                    if ack::encoded_len(&t.received, delay, max) < room(out) {
+                        out.extend_from_slice(&[crate::packet::frame_type::ACK]);
+                        ack::encode(out, &t.received, delay, max);
+                        t.on_ack_sent();
+                    }
                 }
-            }
-            for f in extra.frames {
-                if f.encoded_len() <= room(out) {
-                    f.emit(out);
-                    eliciting |= !matches!(f, Frame::Padding);
-                    if let Frame::Close { scope, reason } = *f {
-                        if scope != SESSION_SCOPE {
-                            record.push(SentFrame::Close(scope, reason));
+                for f in extra.frames {
+                    if f.encoded_len() <= room(out) {
+                        f.emit(out);
+                        eliciting |= !matches!(f, Frame::Padding);
+                        if let Frame::Close { scope, reason } = *f {
+                            if scope != SESSION_SCOPE {
+                                record.push(SentFrame::Close(scope, reason));
+                            }
                         }
                     }
                 }
-            }
-            for s in streams.iter_mut() {
-                let Some(reason) = s.close_pending else {
-                    continue;
-                };
-                let close = Frame::Close {
-                    scope: s.id.0,
-                    reason,
-                };
-                if close.encoded_len() <= room(out) {
-                    close.emit(out);
-                    record.push(SentFrame::Close(s.id.0, reason));
-                    s.close_pending = None;
+                for s in streams.iter_mut() {
+                    let Some(reason) = s.close_pending else {
+                        continue;
+                    };
+                    let close = Frame::Close {
+                        scope: s.id.0,
+                        reason,
+                    };
+                    if close.encoded_len() <= room(out) {
+                        close.emit(out);
+                        record.push(SentFrame::Close(s.id.0, reason));
+                        s.close_pending = None;
+                        eliciting = true;
+                    }
+                }
+                let max_data = Frame::MaxData(t.local_max_data);
+                if t.max_data_dirty && max_data.encoded_len() <= room(out) {
+                    max_data.emit(out);
+                    record.push(SentFrame::MaxData);
+                    t.max_data_dirty = false;
                     eliciting = true;
                 }
-            }
-            let max_data = Frame::MaxData(t.local_max_data);
-            if t.max_data_dirty && max_data.encoded_len() <= room(out) {
-                max_data.emit(out);
-                record.push(SentFrame::MaxData);
-                t.max_data_dirty = false;
-                eliciting = true;
-            }
-            for s in streams.iter_mut() {
-                let Some(r) = s.reliable.as_mut() else {
-                    continue;
-                };
-                let credit = Frame::MaxStreamData {
-                    stream: s.id.0,
-                    max: r.recv.max_data,
-                };
-                if r.credit_dirty && credit.encoded_len() <= room(out) {
-                    credit.emit(out);
-                    record.push(SentFrame::MaxStreamData(s.id.0));
-                    r.credit_dirty = false;
+                for s in streams.iter_mut() {
+                    let Some(r) = s.reliable.as_mut() else {
+                        continue;
+                    };
+                    let credit = Frame::MaxStreamData {
+                        stream: s.id.0,
+                        max: r.recv.max_data,
+                    };
+                    if r.credit_dirty && credit.encoded_len() <= room(out) {
+                        credit.emit(out);
+                        record.push(SentFrame::MaxStreamData(s.id.0));
+                        r.credit_dirty = false;
+                        eliciting = true;
+                    }
+                    let blocked = Frame::StreamDataBlocked {
+                        stream: s.id.0,
+                        limit: r.send.max_data,
+                    };
+                    if s.state == StreamState::Connected
+                        && r.send.blocked_by_peer()
+                        && r.blocked_at != Some(r.send.max_data)
+                        && blocked.encoded_len() <= room(out)
+                    {
+                        blocked.emit(out);
+                        r.blocked_at = Some(r.send.max_data);
+                        eliciting = true;
+                    }
+                }
+                for s in streams.iter_mut() {
+                    if let Some(m) = s.mux.as_mut() {
+                        eliciting |= m.emit_credit(out, room(out), &mut record);
+                    }
+                }
+                if extra.stream_data {
+                    eliciting |=
+                        fill_stream_data(t, streams, out, budget - (out.len() - base), &mut record);
+                }
+                if t.conn_credit() == 0 && t.blocked_at != Some(t.peer_max_data) && 9 <= room(out) {
+                    let waiting = streams
+                        .iter()
+                        .any(|s| s.reliable.as_ref().is_some_and(|r| r.send.wants_to_send(1)));
+                    if waiting {
+                        Frame::DataBlocked(t.peer_max_data).emit(out);
+                        t.blocked_at = Some(t.peer_max_data);
+                        eliciting = true;
+                    }
+                }
+                if extra.ping && !eliciting {
+                    Frame::Ping.emit(out);
                     eliciting = true;
                 }
-                let blocked = Frame::StreamDataBlocked {
-                    stream: s.id.0,
-                    limit: r.send.max_data,
-                };
-                if s.state == StreamState::Connected
-                    && r.send.blocked_by_peer()
-                    && r.blocked_at != Some(r.send.max_data)
-                    && blocked.encoded_len() <= room(out)
-                {
-                    blocked.emit(out);
-                    r.blocked_at = Some(r.send.max_data);
-                    eliciting = true;
-                }
-            }
-            for s in streams.iter_mut() {
-                if let Some(m) = s.mux.as_mut() {
-                    eliciting |= m.emit_credit(out, room(out), &mut record);
-                }
-            }
-            if extra.stream_data {
-                eliciting |=
-                    fill_stream_data(t, streams, out, budget - (out.len() - base), &mut record);
-            }
-            if t.conn_credit() == 0 && t.blocked_at != Some(t.peer_max_data) && 9 <= room(out) {
-                let waiting = streams
-                    .iter()
-                    .any(|s| s.reliable.as_ref().is_some_and(|r| r.send.wants_to_send(1)));
-                if waiting {
-                    Frame::DataBlocked(t.peer_max_data).emit(out);
-                    t.blocked_at = Some(t.peer_max_data);
-                    eliciting = true;
-                }
-            }
-            if extra.ping && !eliciting {
-                Frame::Ping.emit(out);
-                eliciting = true;
-            }
-        });
+            },
+        );
         self.last_tx = now;
         if size == 0 {
             self.keys_exhausted(conn);

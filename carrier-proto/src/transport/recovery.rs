@@ -229,6 +229,11 @@ pub(crate) struct Recovery {
 }
 
 impl Recovery {
+    /// The largest packet number the peer has acknowledged.
+    pub(crate) fn largest_acked(&self) -> Option<u64> {
+        self.largest_acked
+    }
+
     pub(crate) fn new(config: RecoveryConfig, initial_rtt: Duration) -> Self {
         Recovery {
             config,
