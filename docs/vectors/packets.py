@@ -1,5 +1,5 @@
 # Independent computation of the v2 packet vectors in docs/PROTOCOL.md §4 (zlib CRC-32,
-# HKDF, AES-ECB header protection). Prints "name: hex".
+# pyca/cryptography AES-256-GCM, HKDF-SHA256 and AES-ECB header protection). Prints "name: hex".
 import zlib, struct
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
