@@ -113,7 +113,8 @@ impl Channel {
 
     /// Whether the peer asked us to stop sending (writes wait until it resumes us).
     pub fn is_paused(&self) -> bool {
-        self.slot(|c| c.paused).unwrap_or(false)
+        let mut st = self.target.session.shared.lock();
+        st.channel_paused(self.target.session.id, self.target.stream, self.id())
     }
 
     /// Waits until the peer pauses the channel (PEND), or it closes.
@@ -131,11 +132,12 @@ impl Channel {
         poll_fn(|cx| {
             let mut st = self.target.session.shared.lock();
             let stopped = st.stopped.is_some();
+            let now = st.channel_paused(self.target.session.id, self.target.stream, self.id());
             let slot = st
                 .stream_slot(self.target.session.id, self.target.stream)
                 .and_then(|s| s.channels.get_mut(&self.id()));
             match slot {
-                Some(c) if c.paused != paused && c.closed.is_none() && !stopped => {
+                Some(c) if now != paused && c.closed.is_none() && !stopped => {
                     c.state.register(cx.waker());
                     Poll::Pending
                 }

@@ -112,6 +112,9 @@ impl Target {
         if let Some(why) = &st.stopped {
             return Status::Failed(Error::Stopped(why.clone()));
         }
+        let paused = self
+            .channel
+            .is_some_and(|ch| st.channel_paused(self.session.id, self.stream, ch));
         let Some(slot) = st.stream_slot(self.session.id, self.stream) else {
             return Status::Failed(Error::Closed(Closed::Aborted));
         };
@@ -132,7 +135,7 @@ impl Target {
                 Some(r) => Status::Failed(Error::Closed(Closed::from_channel(r, c.closed_locally))),
                 None if c.write_finished => Status::Failed(Error::Closed(Closed::Finished)),
                 None if !matches!(stream, Status::Open) => stream,
-                None if !c.opened || c.paused => Status::NotYet,
+                None if !c.opened || paused => Status::NotYet,
                 None => Status::Open,
             },
         }

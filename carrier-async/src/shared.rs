@@ -122,8 +122,6 @@ pub(crate) struct ChannelSlot {
     pub(crate) write_finished: bool,
     /// This side wrote something (dropping an unfinished writer aborts).
     pub(crate) wrote: bool,
-    /// The peer asked us to stop sending.
-    pub(crate) paused: bool,
     pub(crate) inbox: Inbox,
     /// Waiting for it to open or close.
     pub(crate) state: Wakers,
@@ -274,6 +272,17 @@ impl State {
     /// The endpoint's counters.
     pub(crate) fn stats(&mut self) -> EndpointStats {
         self.engine.endpoint().stats()
+    }
+
+    /// Whether the peer has the channel paused: the core's flag (kept in one place; the
+    /// ChannelPending/ChannelResumed events only wake the waiters).
+    pub(crate) fn channel_paused(&mut self, s: SessionId, st: StreamId, ch: ChannelId) -> bool {
+        self.engine
+            .endpoint()
+            .session(s)
+            .ok()
+            .and_then(|m| m.channel_paused_by_peer(st, ch).ok())
+            .unwrap_or(false)
     }
 
     pub(crate) fn stream_slot(&mut self, s: SessionId, st: StreamId) -> Option<&mut StreamSlot> {
@@ -430,12 +439,12 @@ impl State {
                 session,
                 stream,
                 channel,
-            } => self.on_channel(session, stream, channel, |c| c.paused = true),
+            } => self.on_channel(session, stream, channel, |_| {}),
             Event::ChannelResumed {
                 session,
                 stream,
                 channel,
-            } => self.on_channel(session, stream, channel, |c| c.paused = false),
+            } => self.on_channel(session, stream, channel, |_| {}),
             Event::ChannelWritable {
                 session,
                 stream,

@@ -632,6 +632,15 @@ fn pend_stops_the_writer_and_resume_restarts_it_without_touching_other_channels(
         t.sim.session(p, s).channel_writable_bytes(t.stream, a),
         Ok(0)
     );
+    // The one paused flag says so; B is not paused.
+    assert_eq!(
+        t.sim.session(p, s).channel_paused_by_peer(t.stream, a),
+        Ok(true)
+    );
+    assert_eq!(
+        t.sim.session(p, s).channel_paused_by_peer(t.stream, b),
+        Ok(false)
+    );
     // Let what was in flight land, then A must not grow while B finishes.
     t.sim.run_for(Duration::from_millis(500));
     let a_at_pend = t.received(false, a).len();
@@ -652,6 +661,11 @@ fn pend_stops_the_writer_and_resume_restarts_it_without_touching_other_channels(
             e,
             Event::ChannelResumed { channel, .. } if *channel == a
         ))
+    );
+    let (p, s) = t.side(true);
+    assert_eq!(
+        t.sim.session(p, s).channel_paused_by_peer(t.stream, a),
+        Ok(false)
     );
     let mut only_a = vec![jobs[0].clone()];
     assert!(t.transfer(true, &mut only_a, Duration::from_secs(60)));

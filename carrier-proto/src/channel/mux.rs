@@ -74,8 +74,6 @@ struct ChannelIo {
     /// This side finished writing (half-close): a FIN follows the data; the channel closes
     /// Normal once the peer has finished too and our FIN is acknowledged.
     finished: bool,
-    /// The peer paused the channel (PEND; the table's flag, kept here for the send path).
-    remote_paused: bool,
     /// Unreliable streams: when we last heard from the peer on this channel.
     last_rx: Instant,
     /// Unreliable streams: when we last sent on this channel.
@@ -83,11 +81,11 @@ struct ChannelIo {
 }
 
 impl ChannelIo {
-    /// How much new data the channel may send now: none while the peer has it paused (only
-    /// retransmissions go; a draining channel flushes regardless), else unlimited by this
-    /// (its own credit still applies).
-    fn new_data_allowance(&self) -> u64 {
-        if self.remote_paused && !self.draining {
+    /// How much new data the channel may send now: none while the peer has it paused
+    /// (`remote_paused`, the channel table's flag: only retransmissions go; a draining
+    /// channel flushes regardless), else unlimited by this (its own credit still applies).
+    fn new_data_allowance(&self, remote_paused: bool) -> u64 {
+        if remote_paused && !self.draining {
             0
         } else {
             u64::MAX
@@ -111,7 +109,6 @@ impl ChannelIo {
             want_writable: false,
             draining: false,
             finished: false,
-            remote_paused: false,
             last_rx: now,
             last_tx: now,
         }
@@ -425,6 +422,13 @@ impl Mux {
     }
 
     /// Room in a reliable channel's send buffer (0 while the peer has it paused).
+    /// Whether the peer has the channel paused (PEND): the one place this is kept.
+    pub(crate) fn paused_by_peer(&self, id: ChannelId) -> Result<bool, ChannelError> {
+        self.table
+            .remote_paused(id)
+            .ok_or(ChannelError::UnknownChannel)
+    }
+
     pub(crate) fn writable_bytes(&self, id: ChannelId) -> Result<usize, ChannelError> {
         self.table.state(id).ok_or(ChannelError::UnknownChannel)?;
         if self.table.remote_paused(id) == Some(true) {
@@ -545,20 +549,12 @@ impl Mux {
                     reason,
                 }
             }
-            ChannelEvent::Pending { id } => {
-                if let Some(io) = self.channels.get_mut(&id.0) {
-                    io.remote_paused = true;
-                }
-                Event::ChannelPending {
-                    session,
-                    stream,
-                    channel: id,
-                }
-            }
+            ChannelEvent::Pending { id } => Event::ChannelPending {
+                session,
+                stream,
+                channel: id,
+            },
             ChannelEvent::Resumed { id } => {
-                if let Some(io) = self.channels.get_mut(&id.0) {
-                    io.remote_paused = false;
-                }
                 self.requeue(id.0);
                 Event::ChannelResumed {
                     session,
@@ -830,7 +826,8 @@ impl Mux {
         }
         while let Some(&id) = self.ready.front() {
             if let Some(io) = self.channels.get(&id) {
-                if io.send.wants_to_send(io.new_data_allowance()) {
+                let paused = self.table.remote_paused(ChannelId(id)) == Some(true);
+                if io.send.wants_to_send(io.new_data_allowance(paused)) {
                     return true;
                 }
             }
@@ -944,7 +941,8 @@ impl Mux {
                 self.turn_left = 0;
                 continue;
             };
-            let allowance = io.new_data_allowance();
+            let paused = self.table.remote_paused(ChannelId(id)) == Some(true);
+            let allowance = io.new_data_allowance(paused);
             if !io.send.wants_to_send(allowance) {
                 io.queued = false;
                 self.ready.pop_front();

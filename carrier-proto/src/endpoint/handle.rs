@@ -446,6 +446,17 @@ impl SessionMut<'_> {
         self.session.channel_count(stream)
     }
 
+    /// Whether the peer has paused a live channel ([`Event::ChannelPending`](crate::Event::ChannelPending)
+    /// until [`Event::ChannelResumed`](crate::Event::ChannelResumed)): while it has, writes
+    /// of new data get no room.
+    pub fn channel_paused_by_peer(
+        &self,
+        stream: StreamId,
+        channel: ChannelId,
+    ) -> Result<bool, Error> {
+        self.session.channel_paused_by_peer(stream, channel)
+    }
+
     /// Room in a reliable channel's send buffer (0 while the peer has it paused).
     pub fn channel_writable_bytes(
         &self,

@@ -116,6 +116,14 @@ impl Session {
         Ok(self.mux_ref(stream)?.len())
     }
 
+    pub(crate) fn channel_paused_by_peer(
+        &self,
+        stream: StreamId,
+        channel: ChannelId,
+    ) -> Result<bool, Error> {
+        Ok(self.mux_ref(stream)?.paused_by_peer(channel)?)
+    }
+
     pub(crate) fn channel_writable_bytes(
         &self,
         stream: StreamId,
