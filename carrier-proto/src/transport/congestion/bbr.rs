@@ -284,20 +284,34 @@ impl Bbr {
         usize::try_from(target.saturating_add(quanta)).unwrap_or(usize::MAX)
     }
 
+    /// Changes the state machine's state and logs the change (a congestion state change
+    /// a user may want to see: why did the rate drop? a ProbeRtt).
+    fn set_mode(&mut self, mode: Mode) {
+        if self.mode != mode {
+            crate::trace::log_debug!(
+                from = ?self.mode,
+                to = ?mode,
+                cwnd = self.cwnd,
+                "bbr state"
+            );
+        }
+        self.mode = mode;
+    }
+
     fn enter_startup(&mut self) {
-        self.mode = Mode::Startup;
+        self.set_mode(Mode::Startup);
         self.pacing_gain = HIGH_GAIN;
         self.cwnd_gain = HIGH_GAIN;
     }
 
     fn enter_drain(&mut self) {
-        self.mode = Mode::Drain;
+        self.set_mode(Mode::Drain);
         self.pacing_gain = DRAIN_GAIN;
         self.cwnd_gain = HIGH_GAIN;
     }
 
     fn enter_probe_bw(&mut self, now: Instant) {
-        self.mode = Mode::ProbeBw;
+        self.set_mode(Mode::ProbeBw);
         self.pacing_gain = GAIN_UNIT;
         self.cwnd_gain = CWND_GAIN;
         // The draft starts at a random phase other than the 0.75 one, so that flows sharing
@@ -316,7 +330,7 @@ impl Bbr {
     }
 
     fn enter_probe_rtt(&mut self) {
-        self.mode = Mode::ProbeRtt;
+        self.set_mode(Mode::ProbeRtt);
         self.pacing_gain = GAIN_UNIT;
         self.cwnd_gain = GAIN_UNIT;
         self.prior_cwnd = self.cwnd;
