@@ -1,6 +1,7 @@
 //! Runs only the carrier contender of the comparison harness, for profiling:
 //! `cargo run --release -p carrier-benches --example carrier_goodput -- [plain] [rounds]
-//! [size=BYTES] [mib=N]`.
+//! [size=BYTES] [mib=N] [log]`. With `log`, a `tracing` subscriber at the default (INFO)
+//! level is installed first: the cost of logging left on.
 //! Prints each run's goodput and the process's CPU use over it (cores busy on average).
 
 use std::time::Instant;
@@ -27,6 +28,12 @@ fn cpu_seconds() -> f64 {
 fn main() -> std::io::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let plain = args.iter().any(|a| a == "plain");
+    if args.iter().any(|a| a == "log") {
+        tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::INFO)
+            .with_writer(std::io::stderr)
+            .init();
+    }
     let rounds = args
         .iter()
         .find_map(|a| a.parse::<usize>().ok())
