@@ -480,9 +480,7 @@ impl Endpoint {
 
     /// Whether a timer heap entry is the current deadline of a live session.
     fn is_current(&self, at: Instant, place: Place) -> bool {
-        self.slots.get(place.index as usize).is_some_and(|slot| {
-            slot.tag == place.tag && slot.live.as_ref().is_some_and(|l| l.conn.deadline == at)
-        })
+        is_current(&self.slots, at, place)
     }
 
     /// Drops stale entries from the top of the timer heap (so [`Endpoint::next_timeout`]
@@ -496,12 +494,8 @@ impl Endpoint {
         }
         if self.schedule.timer_entries() > 2 * self.live + 64 {
             let slots = &self.slots;
-            self.schedule.compact(|at, place| {
-                slots.get(place.index as usize).is_some_and(|slot| {
-                    slot.tag == place.tag
-                        && slot.live.as_ref().is_some_and(|l| l.conn.deadline == at)
-                })
-            });
+            self.schedule
+                .compact(|at, place| is_current(slots, at, place));
         }
     }
 
@@ -618,6 +612,14 @@ impl Endpoint {
         }
         at
     }
+}
+
+/// Whether a timer heap entry (`at` for the session at `place`) is that live session's
+/// current deadline.
+fn is_current(slots: &[Slot], at: Instant, place: Place) -> bool {
+    slots.get(place.index as usize).is_some_and(|slot| {
+        slot.tag == place.tag && slot.live.as_ref().is_some_and(|l| l.conn.deadline == at)
+    })
 }
 
 /// Returns the credit of a data event the application has been handed; true when that
