@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use carrier_proto::{
-    Config, Endpoint, Input, Instant, Output, Reply, SessionId, StreamId, StreamOptions, StreamType,
+    Config, Endpoint, Input, Instant, Output, SessionId, StreamId, StreamOptions, StreamType,
 };
 
 /// `a` and `b` with `sessions` connected sessions between them, each with one encrypted
@@ -40,27 +40,7 @@ impl Many {
         let kind = (StreamType::Audio, StreamOptions::empty());
         let mut first = None;
         for _ in 0..sessions {
-            let sa = a.new_session("b").expect("session");
-            let stream = a
-                .session(sa)
-                .and_then(|mut s| s.add_stream(kind.0, kind.1))
-                .expect("stream");
-            let pending = a
-                .session(sa)
-                .and_then(|mut s| s.request(now, ""))
-                .expect("request");
-            let sb = b.new_session("a").expect("session");
-            b.session(sb)
-                .and_then(|mut s| s.add_stream(kind.0, kind.1))
-                .expect("stream");
-            let answer = b
-                .session(sb)
-                .and_then(|mut s| s.reply(pending.offer(), Reply::Accept))
-                .expect("reply");
-            b.session(sb).and_then(|mut s| s.start(now)).expect("start");
-            a.session(sa)
-                .and_then(|mut s| s.start_with(now, pending, answer))
-                .expect("start_with");
+            let (sa, _, stream) = crate::pair::start_session(&mut a, &mut b, kind, now);
             first.get_or_insert((sa, stream));
             // Connect as we go, so the queues stay small.
             let mut many = Half {

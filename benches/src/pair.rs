@@ -28,6 +28,39 @@ pub struct Pair {
     pub packets: u64,
 }
 
+/// Requests a session with one stream of `kind` from `a` to `b`, has `b` accept and start,
+/// and `a` start: connectivity checks then run over the datagrams the two hand out.
+/// Returns both sessions and the stream.
+pub fn start_session(
+    a: &mut Endpoint,
+    b: &mut Endpoint,
+    kind: (StreamType, StreamOptions),
+    now: Instant,
+) -> (SessionId, SessionId, StreamId) {
+    let sa = a.new_session("b").expect("session");
+    let stream = a
+        .session(sa)
+        .and_then(|mut s| s.add_stream(kind.0, kind.1))
+        .expect("stream");
+    let pending = a
+        .session(sa)
+        .and_then(|mut s| s.request(now, ""))
+        .expect("request");
+    let sb = b.new_session("a").expect("session");
+    b.session(sb)
+        .and_then(|mut s| s.add_stream(kind.0, kind.1))
+        .expect("stream");
+    let answer = b
+        .session(sb)
+        .and_then(|mut s| s.reply(pending.offer(), Reply::Accept))
+        .expect("reply");
+    b.session(sb).and_then(|mut s| s.start(now)).expect("start");
+    a.session(sa)
+        .and_then(|mut s| s.start_with(now, pending, answer))
+        .expect("start_with");
+    (sa, sb, stream)
+}
+
 impl Pair {
     /// Connects two endpoints with `config` and one stream with `options`.
     pub fn connect(config: Config, options: StreamOptions) -> Pair {
@@ -38,27 +71,8 @@ impl Pair {
         a.add_host_candidate(addr_a);
         b.add_host_candidate(addr_b);
         let now = Instant::ZERO;
-        let sa = a.new_session("b").expect("session");
-        let stream = a
-            .session(sa)
-            .and_then(|mut s| s.add_stream(StreamType::Application, options))
-            .expect("stream");
-        let pending = a
-            .session(sa)
-            .and_then(|mut s| s.request(now, ""))
-            .expect("request");
-        let sb = b.new_session("a").expect("session");
-        b.session(sb)
-            .and_then(|mut s| s.add_stream(StreamType::Application, options))
-            .expect("stream");
-        let answer = b
-            .session(sb)
-            .and_then(|mut s| s.reply(pending.offer(), Reply::Accept))
-            .expect("reply");
-        b.session(sb).and_then(|mut s| s.start(now)).expect("start");
-        a.session(sa)
-            .and_then(|mut s| s.start_with(now, pending, answer))
-            .expect("start_with");
+        let (sa, sb, stream) =
+            start_session(&mut a, &mut b, (StreamType::Application, options), now);
         let mut pair = Pair {
             a,
             b,

@@ -17,9 +17,10 @@ use crate::packet::{AckFrame, Frame, Header, PacketType, SESSION_SCOPE};
 use crate::stream::{StateReason, StreamId};
 use crate::time::Instant;
 use crate::transport::ack;
-use crate::transport::recovery::{Fate, SentFrame, SentPacket};
+use crate::transport::recovery::{Fate, Outcome, SentFrame, SentPacket};
 use crate::transport::recv_stream::RecvError;
 use crate::transport::send_stream::Payload;
+use crate::transport::state::Transport;
 use crate::transport::varint;
 use crate::types::StreamState;
 
@@ -380,18 +381,7 @@ impl Session {
             }
         });
         t.max_data_dirty |= max_data_dirty;
-        if let Some(sent) = outcome.newest_lost_sent {
-            let before = t.cc.window();
-            t.cc.on_congestion_event(now, sent, outcome.lost_bytes, outcome.persistent);
-            crate::trace::log_debug!(
-                lost_bytes = outcome.lost_bytes,
-                persistent = outcome.persistent,
-                window_before = before,
-                window = t.cc.window(),
-                "loss: congestion event"
-            );
-            let _ = before;
-        }
+        on_losses(t, now, &outcome);
         if let Some(sample) = &outcome.rate_sample {
             t.cc.on_rate_sample(now, sample);
         }
@@ -418,18 +408,7 @@ impl Session {
             }
         });
         t.max_data_dirty |= max_data_dirty;
-        if let Some(sent) = outcome.newest_lost_sent {
-            let before = t.cc.window();
-            t.cc.on_congestion_event(now, sent, outcome.lost_bytes, outcome.persistent);
-            crate::trace::log_debug!(
-                lost_bytes = outcome.lost_bytes,
-                persistent = outcome.persistent,
-                window_before = before,
-                window = t.cc.window(),
-                "loss: congestion event"
-            );
-            let _ = before;
-        }
+        on_losses(t, now, &outcome);
         if probe {
             t.probes = 2;
             if let Some(p) = t.recovery.oldest_data_packet() {
@@ -832,4 +811,22 @@ fn plain_chunk(
         fin: c.fin,
     });
     true
+}
+
+/// Tells the congestion controller of the packets an ACK or a timer declared lost (one
+/// congestion event per episode), and logs it.
+fn on_losses(t: &mut Transport, now: Instant, outcome: &Outcome) {
+    let Some(sent) = outcome.newest_lost_sent else {
+        return;
+    };
+    let before = t.cc.window();
+    t.cc.on_congestion_event(now, sent, outcome.lost_bytes, outcome.persistent);
+    crate::trace::log_debug!(
+        lost_bytes = outcome.lost_bytes,
+        persistent = outcome.persistent,
+        window_before = before,
+        window = t.cc.window(),
+        "loss: congestion event"
+    );
+    let _ = before;
 }
