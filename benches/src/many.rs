@@ -1,7 +1,6 @@
 //! Two endpoints with many connected sessions between them, in one thread: for measuring
 //! what idle sessions cost the endpoint's loop (`benches/scale.rs`).
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use carrier_proto::{
@@ -30,12 +29,7 @@ impl Many {
         let mut config =
             Config::default().with_idle(Duration::from_secs(1800), Duration::from_secs(3600));
         config.max_sessions = sessions + 1;
-        let addr_a: SocketAddr = "192.0.2.1:1".parse().expect("address");
-        let addr_b: SocketAddr = "192.0.2.2:1".parse().expect("address");
-        let mut a = Endpoint::new(config.clone().with_seed([1; 32]));
-        let mut b = Endpoint::new(config.with_seed([2; 32]));
-        a.add_host_candidate(addr_a);
-        b.add_host_candidate(addr_b);
+        let (mut a, mut b) = crate::pair::endpoints(config);
         let now = Instant::ZERO;
         let kind = (StreamType::Audio, StreamOptions::empty());
         let mut first = None;

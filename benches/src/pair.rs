@@ -28,6 +28,17 @@ pub struct Pair {
     pub packets: u64,
 }
 
+/// Two endpoints with `config` (seeds 1 and 2), each with one host address.
+pub fn endpoints(config: Config) -> (Endpoint, Endpoint) {
+    let addr_a: SocketAddr = "192.0.2.1:1".parse().expect("address");
+    let addr_b: SocketAddr = "192.0.2.2:1".parse().expect("address");
+    let mut a = Endpoint::new(config.clone().with_seed([1; 32]));
+    let mut b = Endpoint::new(config.with_seed([2; 32]));
+    a.add_host_candidate(addr_a);
+    b.add_host_candidate(addr_b);
+    (a, b)
+}
+
 /// Requests a session with one stream of `kind` from `a` to `b`, has `b` accept and start,
 /// and `a` start: connectivity checks then run over the datagrams the two hand out.
 /// Returns both sessions and the stream.
@@ -64,12 +75,7 @@ pub fn start_session(
 impl Pair {
     /// Connects two endpoints with `config` and one stream with `options`.
     pub fn connect(config: Config, options: StreamOptions) -> Pair {
-        let addr_a: SocketAddr = "192.0.2.1:1".parse().expect("address");
-        let addr_b: SocketAddr = "192.0.2.2:1".parse().expect("address");
-        let mut a = Endpoint::new(config.clone().with_seed([1; 32]));
-        let mut b = Endpoint::new(config.with_seed([2; 32]));
-        a.add_host_candidate(addr_a);
-        b.add_host_candidate(addr_b);
+        let (mut a, mut b) = endpoints(config);
         let now = Instant::ZERO;
         let (sa, sb, stream) =
             start_session(&mut a, &mut b, (StreamType::Application, options), now);
